@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from ctid.errors import AmiProtocolError
 
 DEFAULT_MAX_FRAME = 64 * 1024
-"""Largest frame accepted.  Real Asterisk frames are < 4 KiB; a runaway peer must not
-grow our buffer without bound."""
+"""Largest frame accepted, counting its ``\\r\\n\\r\\n`` terminator.  Real Asterisk frames are
+< 4 KiB; a runaway peer must not grow our buffer without bound."""
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 _CRLF2 = b"\r\n\r\n"
 _LOOSE_SEPARATOR = re.compile(rb"\r?\n\r?\n")
 _EVENT_PREFIX = b"Event: "
+_TIMESTAMP = re.compile(rb"(?m)^Timestamp: *([0-9]+(?:\.[0-9]*)?)\r?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class AmiCodec:
         self._max_frame = max_frame
         self.frames_seen = 0
         self.frames_skipped = 0
+        self._last_frame = b""
 
     def feed(self, data: bytes) -> list[Message | Banner]:
         buffer = self._buffer + data if self._buffer else data
@@ -126,6 +128,9 @@ class AmiCodec:
             loose = _LOOSE_SEPARATOR.split(rest)
             rest = loose.pop()
             chunks.extend(loose)
+        # Blank lines before a frame mean nothing; dropping them keeps the pending bytes to
+        # "start of one frame + at most 3 bytes of its separator", whatever the chunking.
+        rest = rest.lstrip(b"\r\n")
         self._check_size(rest)
         self._buffer = rest
         for chunk in chunks:
@@ -140,17 +145,31 @@ class AmiCodec:
         chunk = chunk.strip(b"\r\n")
         if not chunk:
             return
-        if len(chunk) > self._max_frame:
+        # The cap counts the terminator, so a frame that fits is never refused by _check_size
+        # while its separator is still in flight (whether it does must not depend on chunking).
+        if len(chunk) + len(_CRLF2) > self._max_frame:
             raise AmiProtocolError(f"frame of {len(chunk)} bytes exceeds {self._max_frame}")
         self.frames_seen += 1
+        self._last_frame = chunk
         keep = self._keep
         if keep is not None and chunk.startswith(_EVENT_PREFIX):
             end = chunk.find(b"\n")
-            name = chunk[7:end if end >= 0 else len(chunk)].rstrip(b"\r ")
+            # Strip like parse_frame does, so the filter never drops an event the parser would
+            # have named as one we keep (``Event:  Hangup`` parses as ``Hangup``).
+            name = chunk[7:end if end >= 0 else len(chunk)].strip(b"\r ")
             if name not in keep:
                 self.frames_skipped += 1
                 return
         out.append(parse_frame(chunk))
+
+    def last_frame_timestamp(self) -> float | None:
+        """PBX ``Timestamp`` of the newest complete frame, skipped or not.
+
+        Parsed lazily: after a crash the last thing the PBX proved is the time of its last
+        frame, which is usually RTCP noise the filter dropped.
+        """
+        found = _TIMESTAMP.search(self._last_frame)
+        return float(found.group(1)) if found else None
 
     def _banner(self, line: bytes) -> Banner:
         text = line.rstrip(b"\r").decode("utf-8", errors="replace")
