@@ -115,6 +115,25 @@ class CallTracker:
     def open_calls(self) -> list[Call]:
         return list(self.calls.values())
 
+    def open_seconds(self, now: float) -> dict[str, tuple[float, float]]:
+        """Talk and hold seconds per seat in links still open at ``now`` (PBX time)."""
+        if self.lost_at is not None:
+            return {}
+        out: dict[str, tuple[float, float]] = {}
+        for seat_uid, links in self.links.by_seat.items():
+            channel = self.channels.get(seat_uid)
+            if channel is None or channel.party.seat is None:
+                continue
+            talk, hold = out.get(channel.party.seat, (0.0, 0.0))
+            for link in links.values():
+                elapsed = max(0.0, now - link.since)
+                if link.held:
+                    hold += elapsed
+                else:
+                    talk += elapsed
+            out[channel.party.seat] = (talk, hold)
+        return out
+
     # --- channels ---------------------------------------------------------------------
 
     def _on_created(self, e: ev.ChannelCreated, out: list[Effect]) -> None:

@@ -1,0 +1,130 @@
+"""``ctid`` command line: ``ctid run`` (the daemon) and ``ctid replay`` (offline captures)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ctid import __version__
+from ctid.config import Settings, load_settings
+from ctid.errors import CtidError
+
+DESCRIPTION = """\
+ctid measures what a telesales floor really does, from the Asterisk PBX itself:
+per-seat talk time (hold excluded, transfers and queue calls credited to the seat that
+actually talked), calls and effective calls, exported as Prometheus metrics."""
+
+EPILOG = """\
+configuration: a TOML file (--config) plus CTID_* environment variables, which win
+(nested keys with '__', e.g. CTID_HTTP__PORT=9481). See examples/ and docs/.
+
+examples:
+  ctid run --config /etc/ctid/ctid.toml      run the daemon against the configured PBXs
+  ctid run                                   no PBX configured: live demo on a bundled capture
+  ctid replay day.ami --format table         per-seat minutes from a recorded AMI stream
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctid",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ctid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description="Connect to every configured PBX over AMI, track calls live and serve "
+        "/metrics and /healthz. With no [[pbx]] configured, replay a bundled capture through "
+        "a local AMI server instead (a demo). Stop with Ctrl-C or SIGTERM.",
+    )
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+
+    replay = sub.add_parser(
+        "replay",
+        help="process recorded AMI streams offline",
+        description="Run recorded AMI byte streams (.ami, or .ami.gz) through the call tracker "
+        "and print per-seat tallies and calls. Several files are successive connections of "
+        "one PBX (e.g. before and after a restart).",
+    )
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="capture files")
+    replay.add_argument("--config", type=Path, help="TOML configuration (seats, trunks, site)")
+    replay.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table for people (default), json for programs (stable schema), csv per seat",
+    )
+    replay.add_argument(
+        "--show-numbers",
+        action="store_true",
+        help="print customer numbers in full (masked by default)",
+    )
+    replay.add_argument("--pbx", default=None, help="PBX name to label calls with")
+    return parser
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from ctid.replay import replay_files
+    from ctid.report import to_csv, to_json, to_table
+    from ctid.tracker.endpoints import EndpointDirectory
+    from ctid.tracker.tallies import SeatTally
+
+    trunks = [t for pbx in settings.pbx for t in pbx.trunks]
+    pbx_name = args.pbx or (settings.pbx[0].name if settings.pbx else "pbx")
+    result = replay_files(
+        args.files,
+        pbx=pbx_name,
+        directory=EndpointDirectory(settings.seat_map(), trunks),
+        tz=settings.site.tz,
+        effective_seconds=settings.site.effective_call_seconds,
+    )
+    assert result.tallies is not None
+    seats = {seat.id: SeatTally() for seat in settings.seats} | result.tallies.totals()
+    show = args.show_numbers or settings.show_numbers
+    if args.format == "json":
+        sys.stdout.write(to_json(seats, result.calls, settings.site.tz, show) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(seats))
+    else:
+        names = {seat.id: seat.name for seat in settings.seats}
+        sys.stdout.write(to_table(seats, names))
+        print(f"{len(result.calls)} calls from {result.frames} AMI frames", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from ctid.daemon import run_daemon
+    from ctid.logs import configure_logging
+
+    configure_logging(settings.log.level, settings.log.format)
+    try:
+        asyncio.run(run_daemon(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.command == "replay":
+            return _replay(args, settings)
+        return _run(args, settings)
+    except CtidError as err:
+        print(f"ctid: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Configuration: a TOML file plus ``CTID_*`` environment overrides (pydantic-settings).
+
+Environment variables win over the file; nested keys use ``__`` (``CTID_HTTP__PORT=9481``).
+A PBX secret can come from the file, from ``secret_env`` (the name of a variable holding it,
+handy for systemd credentials and docker secrets), and is never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ctid.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(_Strict):
+    name: str = "site"
+    timezone: str = "UTC"
+    effective_call_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from err
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class PbxSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "ctid"
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    auth: Literal["md5", "plain"] = "md5"
+    trunks: list[str] = Field(default_factory=list)
+    ping_interval: float = Field(default=10.0, gt=0)
+    action_timeout: float = Field(default=5.0, gt=0)
+
+    def resolved_secret(self) -> str:
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            if value is None:
+                raise ConfigError(
+                    f"pbx {self.name!r}: secret_env names {self.secret_env}, which is not set"
+                )
+            return value
+        if self.secret is None:
+            raise ConfigError(f"pbx {self.name!r}: set 'secret' or 'secret_env'")
+        return self.secret.get_secret_value()
+
+
+class SeatSettings(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    endpoints: list[str] = Field(default_factory=list)
+    name: str = ""
+    team: str = "default"
+    hire_date: dt.date | None = None
+    kind: Literal["human", "robot"] = "human"
+
+    def endpoint_names(self) -> list[str]:
+        return self.endpoints or [self.id]
+
+
+class HttpSettings(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9480, ge=0, le=65535)
+
+
+class DemoSettings(_Strict):
+    """What ``ctid run`` does when no PBX is configured: replay a bundled capture live."""
+
+    capture: Path | None = None
+    speed: float = Field(default=1.0, gt=0)
+    loop: bool = True
+
+
+class LogSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CTID_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    pbx: list[PbxSettings] = Field(default_factory=list)
+    seats: list[SeatSettings] = Field(default_factory=list)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    show_numbers: bool = False
+    """Print/publish customer numbers in full; by default they are masked."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (given as init values).
+        return (env_settings, init_settings)
+
+    def seat_map(self) -> dict[str, str]:
+        """Endpoint name → seat id."""
+        return {ep: seat.id for seat in self.seats for ep in seat.endpoint_names()}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        else:
+            parts.append(item)
+    return ".".join(parts) or "(top level)"
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and validate the config; any problem becomes one :class:`ConfigError` line."""
+    data: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ConfigError(f"{path}: no such config file") from err
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read ({err.strerror})") from err
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not UTF-8 text") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: invalid TOML: {err}") from err
+    try:
+        settings = Settings(**data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(
+            f"{source}: {_location(first['loc'])}: {first['msg']}{more}"
+        ) from err
+    names = [p.name for p in settings.pbx]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: pbx: names must be unique, got {names}")
+    return settings

@@ -1,0 +1,52 @@
+"""Counters fed by ended calls (an effect sink): calls by direction/outcome, talk seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from ctid.tracker.model import CallEnded, Effect
+
+DURATION_BUCKETS = (5, 15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
+
+
+class CallMetrics:
+    def __init__(self, registry: CollectorRegistry, site: str, teams: Mapping[str, str]) -> None:
+        self._site = site
+        self._teams = teams
+        self._calls = Counter(
+            "ctid_calls",
+            "Customer calls ended, by direction and outcome",
+            ["site", "direction", "outcome"],
+            registry=registry,
+        )
+        self._talk = Counter(
+            "ctid_talk_seconds",
+            "Seconds seats talked with customers, counted when the call ends",
+            ["site", "team"],
+            registry=registry,
+        )
+        self._duration = Histogram(
+            "ctid_call_talk_duration_seconds",
+            "Talk time per answered customer call",
+            ["site"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self._bound: dict[tuple[str, str], Counter] = {}
+
+    def __call__(self, effect: Effect) -> None:
+        if not isinstance(effect, CallEnded):
+            return
+        call = effect.call
+        key = (str(call.direction), str(call.outcome))
+        child = self._bound.get(key)
+        if child is None:
+            child = self._bound[key] = self._calls.labels(self._site, *key)
+        child.inc()
+        for segment in call.segments.values():
+            team = self._teams.get(segment.seat, "default")
+            self._talk.labels(self._site, team).inc(segment.talk_seconds)
+        if call.segments and not call.fax:
+            self._duration.labels(self._site).observe(call.talk_seconds)
