@@ -96,6 +96,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     else:
         names = {seat.id: seat.name for seat in settings.seats}
         sys.stdout.write(to_table(seats, names))
+        sys.stdout.flush()
         print(f"{len(result.calls)} calls from {result.frames} AMI frames", file=sys.stderr)
     return 0
 

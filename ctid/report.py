@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -105,17 +106,26 @@ def to_table(seats: Mapping[str, SeatTally], names: Mapping[str, str] | None = N
         total.add(tally)
         rows.append(_table_row(seat, names.get(seat, ""), tally))
     rows.append(_table_row("TOTAL", "", total))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    widths = [max(display_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            _pad(cell, w, left=i < 2) for i, (cell, w) in enumerate(zip(r, widths, strict=True))
         )
         for r in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: CJK names (张伟) take two per character."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, left: bool) -> str:
+    fill = " " * (width - display_width(text))
+    return text + fill if left else fill + text
 
 
 def _table_row(seat: str, name: str, t: SeatTally) -> tuple[str, ...]:

@@ -36,3 +36,9 @@ def test_numbers_are_masked_unless_asked() -> None:
     assert mask_number("13800138000") == "138******00"
     assert mask_number("13800138000", show=True) == "13800138000"
     assert mask_number("1001") == "1001"
+
+
+def test_configured_seats_without_trunks_still_find_named_trunks() -> None:
+    directory = EndpointDirectory({"1001": "1001"})
+    assert directory.classify("PJSIP/carrier-00000001").kind is PartyKind.TRUNK
+    assert directory.classify("PJSIP/1009-00000002").kind is PartyKind.OTHER

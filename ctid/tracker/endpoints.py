@@ -39,10 +39,10 @@ def split_channel(name: str) -> tuple[str, str]:
 class EndpointDirectory:
     """Classifies channel names.
 
-    ``seats`` maps endpoint names to seat ids.  When it is empty every phone endpoint that is
-    not a trunk counts as a seat under its own name.  ``trunks`` lists trunk endpoints; when it
-    is empty, endpoints whose name is not all digits are trunks (extensions are numbers,
-    carriers have names), which fits most PBXs without any configuration.
+    ``trunks`` lists trunk endpoints; when it is empty, endpoints whose name is not all digits
+    are trunks (extensions are numbers, carriers have names), which fits most PBXs without
+    any configuration.  ``seats`` maps endpoint names to seat ids; phones not listed there are
+    nobody's seat.  When it is empty every phone that is not a trunk is a seat of its own name.
     """
 
     def __init__(
@@ -69,6 +69,13 @@ class EndpointDirectory:
             return Party(PartyKind.OTHER, endpoint)
         if endpoint in self._trunks:
             return Party(PartyKind.TRUNK, endpoint)
+        if endpoint in self._seats:
+            return Party(PartyKind.SEAT, endpoint, seat=self._seats[endpoint])
+        if not self._trunks and not endpoint.isdigit():
+            return Party(PartyKind.TRUNK, endpoint)
+        if self._seats:
+            return Party(PartyKind.OTHER, endpoint)
+        return Party(PartyKind.SEAT, endpoint, seat=endpoint)
         if endpoint in self._seats:
             return Party(PartyKind.SEAT, endpoint, seat=self._seats[endpoint])
         if self._seats:
