@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,10 +107,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from ctid.logs import configure_logging
 
     configure_logging(settings.log.level, settings.log.format)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_daemon(settings))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

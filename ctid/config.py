@@ -161,9 +161,7 @@ def load_settings(path: Path | None) -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ConfigError(
-            f"{source}: {_location(first['loc'])}: {first['msg']}{more}"
-        ) from err
+        raise ConfigError(f"{source}: {_location(first['loc'])}: {first['msg']}{more}") from err
     names = [p.name for p in settings.pbx]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: pbx: names must be unique, got {names}")

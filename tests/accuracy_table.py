@@ -27,11 +27,17 @@ def main() -> None:
         totals = result.tallies.totals()
         expected = seat_expectations(truth)
         d_talk = max(
-            (abs(totals.get(s, SeatTally()).talk_seconds - e.talk_seconds) for s, e in expected.items()),
+            (
+                abs(totals.get(s, SeatTally()).talk_seconds - e.talk_seconds)
+                for s, e in expected.items()
+            ),
             default=0.0,
         )
         d_hold = max(
-            (abs(totals.get(s, SeatTally()).hold_seconds - e.hold_seconds) for s, e in expected.items()),
+            (
+                abs(totals.get(s, SeatTally()).hold_seconds - e.hold_seconds)
+                for s, e in expected.items()
+            ),
             default=0.0,
         )
         by_id = {c.linkedid: c for c in result.calls}
@@ -42,14 +48,22 @@ def main() -> None:
                 continue
             mine = {s.seat_channel: s.talk_seconds for s in got.segments.values()}
             for seg in call["segments"]:
-                d_segment = max(d_segment, abs(mine.get(seg["seat_channel"], 0.0) - seg["talk_seconds"]))
+                d_segment = max(
+                    d_segment, abs(mine.get(seg["seat_channel"], 0.0) - seg["talk_seconds"])
+                )
         ours = sum(t.talk_seconds for t in totals.values())
         theirs = sum(e.talk_seconds for e in expected.values())
         problems = len(seat_mismatches(truth, totals)) + len(call_mismatches(truth, result.calls))
-        print(
-            f"| {name} | {len(expected)} | {len(result.calls)} / {len(truth['expected']['per_call'])} "
-            f"| {ours:.3f} / {theirs:.3f} | {d_talk:.3f} | {d_hold:.3f} | {d_segment:.3f} | {problems} |"
-        )
+        want_calls = len(truth["expected"]["per_call"])
+        cells = [
+            name,
+            str(len(expected)),
+            f"{len(result.calls)} / {want_calls}",
+            f"{ours:.3f} / {theirs:.3f}",
+            *(f"{v:.3f}" for v in (d_talk, d_hold, d_segment)),
+            str(problems),
+        ]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

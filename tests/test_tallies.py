@@ -33,7 +33,10 @@ def test_interval_split_at_local_midnight() -> None:
 
 def test_midnight_split_uses_site_zone_not_utc() -> None:
     # 16:00 UTC is midnight in Shanghai: the same instant splits differently per zone.
-    start, end = _ts("2026-11-23T15:59:00", ZoneInfo("UTC")), _ts("2026-11-23T16:01:00", ZoneInfo("UTC"))
+    start, end = (
+        _ts("2026-11-23T15:59:00", ZoneInfo("UTC")),
+        _ts("2026-11-23T16:01:00", ZoneInfo("UTC")),
+    )
     assert len(list(split_by_local_day(start, end, SHANGHAI))) == 2
     assert len(list(split_by_local_day(start, end, ZoneInfo("UTC")))) == 1
 
@@ -42,7 +45,10 @@ def test_call_across_midnight_feeds_both_days_and_counts_once() -> None:
     tallies = DailyTallies(SHANGHAI)
     start = _ts("2026-11-23T23:59:00")
     tallies.apply(CallEnded(_call("1001", start, [(start + 20, start + 120)])))
-    first, second = tallies.days[dt.date(2026, 11, 23)]["1001"], tallies.days[dt.date(2026, 11, 24)]["1001"]
+    first, second = (
+        tallies.days[dt.date(2026, 11, 23)]["1001"],
+        tallies.days[dt.date(2026, 11, 24)]["1001"],
+    )
     assert (first.calls, first.talk_seconds) == (1, 40.0)
     assert (second.calls, second.talk_seconds) == (0, 60.0)
     assert tallies.totals()["1001"].talk_seconds == 100.0

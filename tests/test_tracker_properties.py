@@ -54,7 +54,8 @@ def test_talk_never_negative_and_seat_totals_equal_their_segments(name: str, cut
     per_seat: dict[str, float] = {}
     for call in result.calls:
         for segment in call.segments.values():
-            assert segment.talk_seconds >= 0 and segment.hold_seconds >= 0
+            assert segment.talk_seconds >= 0
+            assert segment.hold_seconds >= 0
             if call.ended_at is not None:  # open calls reach the tallies when they end
                 per_seat[segment.seat] = per_seat.get(segment.seat, 0.0) + segment.talk_seconds
     totals = result.tallies.totals()

@@ -28,9 +28,7 @@ OUTCOME_DISPOSITIONS = {
 
 def capture_names() -> list[str]:
     return sorted(
-        p.name.removesuffix(".ami.gz")
-        for p in CAPTURES.glob("*.ami.gz")
-        if ".part" not in p.name
+        p.name.removesuffix(".ami.gz") for p in CAPTURES.glob("*.ami.gz") if ".part" not in p.name
     )
 
 
@@ -48,7 +46,9 @@ def capture_streams(name: str) -> list[bytes]:
 
 
 def load_truth(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(gzip.decompress((CAPTURES / f"{name}.truth.json.gz").read_bytes()))
+    data: dict[str, Any] = json.loads(
+        gzip.decompress((CAPTURES / f"{name}.truth.json.gz").read_bytes())
+    )
     return data
 
 
@@ -96,7 +96,9 @@ def seat_mismatches(
         got = seats.get(seat, SeatTally())
         for name in ("outbound", "inbound", "answered", "calls", "internal_calls"):
             if getattr(got, name) != getattr(want, name):
-                problems.append(f"{seat} {name}: got {getattr(got, name)}, want {getattr(want, name)}")
+                problems.append(
+                    f"{seat} {name}: got {getattr(got, name)}, want {getattr(want, name)}"
+                )
         for name in ("talk_seconds", "hold_seconds", "internal_talk_seconds"):
             delta = abs(getattr(got, name) - getattr(want, name))
             if delta > tolerance:
@@ -128,18 +130,26 @@ def call_mismatches(
             problems.append(f"{label} direction {got.direction}, want {want['direction']}")
         if got.remote != want["number"]:
             problems.append(f"{label} number {got.remote!r}, want {want['number']!r}")
-        if want["disposition"] != "NO_CDR" and want["disposition"] not in OUTCOME_DISPOSITIONS[str(got.outcome)]:
+        if (
+            want["disposition"] != "NO_CDR"
+            and want["disposition"] not in OUTCOME_DISPOSITIONS[str(got.outcome)]
+        ):
             problems.append(f"{label} outcome {got.outcome}, disposition {want['disposition']}")
-        got_segments = sorted((s.seat, s.seat_channel, s.talk_seconds, s.hold_seconds) for s in got.segments.values())
+        got_segments = sorted(
+            (s.seat, s.seat_channel, s.talk_seconds, s.hold_seconds) for s in got.segments.values()
+        )
         want_segments = sorted(
-            (s["seat"], s["seat_channel"], s["talk_seconds"], s["hold_seconds"]) for s in want["segments"]
+            (s["seat"], s["seat_channel"], s["talk_seconds"], s["hold_seconds"])
+            for s in want["segments"]
         )
         if [g[:2] for g in got_segments] != [w[:2] for w in want_segments]:
             problems.append(f"{label} segments {got_segments}, want {want_segments}")
             continue
         for g, w in zip(got_segments, want_segments, strict=True):
             if abs(g[2] - w[2]) > tolerance or abs(g[3] - w[3]) > tolerance:
-                problems.append(f"{label} {g[0]} talk/hold {g[2]:.3f}/{g[3]:.3f}, want {w[2]}/{w[3]}")
+                problems.append(
+                    f"{label} {g[0]} talk/hold {g[2]:.3f}/{g[3]:.3f}, want {w[2]}/{w[3]}"
+                )
         if any(s.get("open_at_connection_end") for s in want["segments"]) and not got.interrupted:
             problems.append(f"{label}: open at connection end but not marked interrupted")
     return problems

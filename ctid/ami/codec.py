@@ -156,7 +156,7 @@ class AmiCodec:
             end = chunk.find(b"\n")
             # Strip like parse_frame does, so the filter never drops an event the parser would
             # have named as one we keep (``Event:  Hangup`` parses as ``Hangup``).
-            name = chunk[7:end if end >= 0 else len(chunk)].strip(b"\r ")
+            name = chunk[7 : end if end >= 0 else len(chunk)].strip(b"\r ")
             if name not in keep:
                 self.frames_skipped += 1
                 return

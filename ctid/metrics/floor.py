@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -20,14 +21,19 @@ class SeatLabels:
     name: str = ""
 
 
-class PbxStatus:
-    """What the health metrics need to know about one PBX link (duck-typed by the daemon)."""
+class PbxStatus(Protocol):
+    """What the health metrics need to know about one PBX link."""
 
-    name: str
-    connected: bool
-    reconnects: int
-    frames: int
-    events_applied: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def reconnects(self) -> int: ...
+    @property
+    def frames(self) -> int: ...
+    @property
+    def events_applied(self) -> int: ...
 
 
 LiveSeconds = Callable[[float], Mapping[str, tuple[float, float]]]
@@ -53,9 +59,9 @@ class FloorCollector:
         today = self._tallies.days.get(self._tallies.local_day(now), {})
         live: dict[str, tuple[float, float]] = {}
         for source in self._live:
-            for seat, (talk, hold) in source(now).items():
+            for seat, (open_talk, open_hold) in source(now).items():
                 old_talk, old_hold = live.get(seat, (0.0, 0.0))
-                live[seat] = (old_talk + talk, old_hold + hold)
+                live[seat] = (old_talk + open_talk, old_hold + open_hold)
         labels = ["site", "team", "seat"]
         talk = GaugeMetricFamily(
             "ctid_seat_talk_seconds_today",
@@ -64,7 +70,9 @@ class FloorCollector:
             labels=labels,
         )
         hold = GaugeMetricFamily(
-            "ctid_seat_hold_seconds_today", "Seconds the seat had a customer on hold today", labels=labels
+            "ctid_seat_hold_seconds_today",
+            "Seconds the seat had a customer on hold today",
+            labels=labels,
         )
         calls = GaugeMetricFamily(
             "ctid_seat_calls_today",
@@ -72,7 +80,9 @@ class FloorCollector:
             labels=[*labels, "direction"],
         )
         answered = GaugeMetricFamily(
-            "ctid_seat_answered_calls_today", "Customer calls the seat talked in today", labels=labels
+            "ctid_seat_answered_calls_today",
+            "Customer calls the seat talked in today",
+            labels=labels,
         )
         effective = GaugeMetricFamily(
             "ctid_seat_effective_calls_today",
@@ -99,7 +109,9 @@ class PbxCollector:
 
     def collect(self) -> Iterator[Metric]:
         connected = GaugeMetricFamily(
-            "ctid_ami_connected", "1 while the AMI link to the PBX is up and logged in", labels=["pbx"]
+            "ctid_ami_connected",
+            "1 while the AMI link to the PBX is up and logged in",
+            labels=["pbx"],
         )
         frames = CounterMetricFamily(
             "ctid_ami_frames", "AMI frames received from the PBX", labels=["pbx"]

@@ -38,9 +38,7 @@ class SeatTally:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def split_by_local_day(
-    start: float, end: float, tz: ZoneInfo
-) -> Iterator[tuple[dt.date, float]]:
+def split_by_local_day(start: float, end: float, tz: ZoneInfo) -> Iterator[tuple[dt.date, float]]:
     """Seconds of ``[start, end)`` that fall on each local calendar day."""
     cursor = start
     while cursor < end:
@@ -54,9 +52,7 @@ def split_by_local_day(
 
 
 class DailyTallies:
-    def __init__(
-        self, tz: ZoneInfo, effective_seconds: float = DEFAULT_EFFECTIVE_SECONDS
-    ) -> None:
+    def __init__(self, tz: ZoneInfo, effective_seconds: float = DEFAULT_EFFECTIVE_SECONDS) -> None:
         self.tz = tz
         self.effective_seconds = effective_seconds
         self.days: dict[dt.date, dict[str, SeatTally]] = {}

@@ -7,8 +7,9 @@ the events, so replaying a capture always gives the same result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ctid.ami import events as ev
 from ctid.tracker.endpoints import EndpointDirectory, PartyKind
@@ -29,6 +30,8 @@ from ctid.tracker.outcome import classify
 _STATE_UP = 6
 _STATE_RING = 4
 _BOOT_TOLERANCE_S = 2.0
+_ENDED_MEMORY = 4096
+"""Hung-up channels remembered so a resync answer that raced their Hangup cannot revive them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +63,15 @@ class CallTracker:
         self.links = LinkBook()
         self.last_ts = 0.0
         self.lost_at: float | None = None
+        self.stale: set[str] = set()
+        """Channels known when the link last dropped, whose fate the PBX has not told yet."""
+        self._ended_recently: dict[str, None] = {}
 
     # --- public -----------------------------------------------------------------------
 
     def apply(self, event: ev.AmiEvent) -> list[Effect]:
-        if event.ts > self.last_ts:
+        # FullyBooted carries no Timestamp; its stand-in time must not move the PBX clock.
+        if event.ts > self.last_ts and not isinstance(event, ev.PbxBooted):
             self.last_ts = event.ts
         handler = _HANDLERS.get(type(event))
         if handler is None:
@@ -76,8 +83,8 @@ class CallTracker:
     def connection_lost(self, at: float) -> list[Effect]:
         """The AMI link dropped; ``at`` is the PBX time of the last frame received.
 
-        Open links close there: beyond it nothing is provable.  Channels are kept until a
-        resync or a PBX boot tells whether they survived.
+        Open links close there: beyond it nothing is provable.  The channels become *stale*:
+        kept until a resync or a PBX boot tells whether they survived the gap.
         """
         effects: list[Effect] = []
         at = max(at, self.last_ts)
@@ -86,14 +93,20 @@ class CallTracker:
         for seat_uid in list(self.links.internal_since):
             self._close_internal(seat_uid, at, effects)
         self.lost_at = at
+        self.stale = set(self.channels)
         return effects
 
     def resynced(self, at: float, live: Iterable[LiveChannel]) -> list[Effect]:
-        """A fresh snapshot of the PBX after (re)connecting: drop the dead, adopt the living."""
+        """A snapshot of the PBX (``CoreShowChannels``) after (re)connecting.
+
+        Stale channels missing from it died in the gap; live channels we do not know (ctid
+        started mid-call) are adopted; talk is provable again from ``at`` on.
+        """
         effects: list[Effect] = []
-        snapshot = {c.uniqueid: c for c in live}
-        gone = [uid for uid in self.channels if uid not in snapshot]
-        self._vanish(gone, effects)
+        at = max(at, self.last_ts)
+        snapshot = {c.uniqueid: c for c in live if c.uniqueid not in self._ended_recently}
+        self._vanish([uid for uid in self.stale if uid not in snapshot], effects)
+        self.stale.clear()
         for item in snapshot.values():
             channel = self.channels.get(item.uniqueid)
             if channel is None:
@@ -109,7 +122,7 @@ class CallTracker:
                 if item.bridge_id:
                     self._enter_bridge(channel, item.bridge_id)
         self.lost_at = None
-        self._refresh(at, list(self.channels), effects)
+        self._refresh(at, list(snapshot), effects)
         return effects
 
     def open_calls(self) -> list[Call]:
@@ -117,8 +130,6 @@ class CallTracker:
 
     def open_seconds(self, now: float) -> dict[str, tuple[float, float]]:
         """Talk and hold seconds per seat in links still open at ``now`` (PBX time)."""
-        if self.lost_at is not None:
-            return {}
         out: dict[str, tuple[float, float]] = {}
         for seat_uid, links in self.links.by_seat.items():
             channel = self.channels.get(seat_uid)
@@ -157,8 +168,10 @@ class CallTracker:
         channel.up_at = e.ts
         if channel.party.kind is PartyKind.TRUNK:
             call = self.calls.get(channel.linkedid)
-            if call and call.answered_at is None and (
-                call.direction is Direction.OUTBOUND or call.fax
+            if (
+                call
+                and call.answered_at is None
+                and (call.direction is Direction.OUTBOUND or call.fax)
             ):
                 call.answered_at = e.ts
 
@@ -185,6 +198,10 @@ class CallTracker:
         channel.gone = True
         self._refresh(at, [channel.uniqueid, *neighbours], out)
         del self.channels[channel.uniqueid]
+        self.stale.discard(channel.uniqueid)
+        self._ended_recently[channel.uniqueid] = None
+        if len(self._ended_recently) > _ENDED_MEMORY:
+            del self._ended_recently[next(iter(self._ended_recently))]
         group = self.groups.get(channel.linkedid)
         if group is not None:
             group.discard(channel.uniqueid)
@@ -232,7 +249,9 @@ class CallTracker:
             if caller_seat and call.placed_by is None:
                 call.placed_by = caller_seat
             out.append(
-                OutboundDial(self.pbx, e.ts, caller_seat, call.remote, e.caller_uniqueid, call.linkedid)
+                OutboundDial(
+                    self.pbx, e.ts, caller_seat, call.remote, e.caller_uniqueid, call.linkedid
+                )
             )
         elif dest.party.seat and caller_seat and caller is not None and caller.incoming:
             out.append(InternalCallPlaced(self.pbx, e.ts, caller_seat, dest.party.seat))
@@ -262,12 +281,8 @@ class CallTracker:
         if e.uptime < 0:
             return
         booted_at = e.ts - e.uptime - _BOOT_TOLERANCE_S
-        dead = [uid for uid, ch in self.channels.items() if ch.created_at < booted_at]
+        dead = [uid for uid in self.stale if self.channels[uid].created_at < booted_at]
         self._vanish(dead, out)
-        if self.lost_at is not None:
-            # Reconnected to a PBX that kept running: links reopen from now on.
-            self.lost_at = None
-            self._refresh(e.ts, list(self.channels), out)
 
     # --- bridges and hold -------------------------------------------------------------
 
@@ -338,8 +353,6 @@ class CallTracker:
 
     def _refresh(self, at: float, seeds: Iterable[str], out: list[Effect]) -> None:
         """Bring the open links of every seat near ``seeds`` in line with the bridges."""
-        if self.lost_at is not None:
-            return
         touched: set[str] = set()
         components: dict[str, set[str]] = {}
         for seed in seeds:
@@ -423,7 +436,8 @@ class CallTracker:
         return segment
 
 
-_HANDLERS = {
+_Handler = Callable[[CallTracker, Any, list[Effect]], None]
+_HANDLERS: dict[type, _Handler] = {
     ev.ChannelCreated: CallTracker._on_created,
     ev.ChannelStateChanged: CallTracker._on_state,
     ev.ChannelHungUp: CallTracker._on_hangup,
