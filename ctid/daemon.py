@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -235,18 +235,27 @@ async def _wait_for_signal() -> None:
     raise _StopRequested
 
 
-async def run_daemon(settings: Settings, *, handle_signals: bool = True) -> None:
+async def run_daemon(
+    settings: Settings,
+    *,
+    handle_signals: bool = True,
+    on_ready: Callable[[Floor, int | None], None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM (or cancellation); ``on_ready`` gets the floor and HTTP port."""
     async with contextlib.AsyncExitStack() as stack:
         pbxs = list(settings.pbx)
         if not pbxs:
             pbxs = [await stack.enter_async_context(demo_pbx(settings))]
         floor = Floor(settings, pbxs)
+        port: int | None = None
         if settings.http.enabled:
             app = build_app(floor.registry, floor.health)
             port = await stack.enter_async_context(
                 serve_http(app, settings.http.host, settings.http.port)
             )
             log.info("http_listening", url=f"http://{settings.http.host}:{port}/metrics")
+        if on_ready is not None:
+            on_ready(floor, port)
         try:
             async with asyncio.TaskGroup() as tg:
                 for link in floor.links:
