@@ -33,7 +33,8 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["replay", "--config", str(config), QUEUE_CALL]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert "pbx[0].port" in err and str(config) in err
+    assert "pbx[0].port" in err
+    assert str(config) in err
 
 
 def test_missing_capture_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +61,8 @@ def test_replay_json_schema_and_masked_numbers(capsys: pytest.CaptureFixture[str
     assert (seat["inbound"], seat["answered"]) == (1, 1)
     (call,) = document["calls"]
     assert call["remote"] == "138******00"
-    assert call["direction"] == "inbound" and call["outcome"] == "answered"
+    assert call["direction"] == "inbound"
+    assert call["outcome"] == "answered"
     assert call["segments"] == [{"seat": "1002", "talk_seconds": 14.999, "hold_seconds": 0.0}]
     assert call["started_at"].endswith("+00:00")
 

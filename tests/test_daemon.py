@@ -65,7 +65,7 @@ async def test_demo_mode_serves_per_seat_metrics_and_health() -> None:
         },
         site={"name": "test"},
     )
-    async with running(settings) as (floor, url):
+    async with running(settings) as (_floor, url):
         samples = await _wait_for_calls(url, 1)
         talk = samples[
             (
