@@ -103,10 +103,15 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
+    from ctid.config import config_warnings
     from ctid.daemon import run_daemon
     from ctid.logs import configure_logging
 
     configure_logging(settings.log.level, settings.log.format)
+    for warning in config_warnings(args.config, settings):
+        structlog.get_logger("ctid").warning("config_insecure", detail=warning)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_daemon(settings))
     return 0

@@ -130,6 +130,23 @@ class Settings(BaseSettings):
         return {ep: seat.id for seat in self.seats for ep in seat.endpoint_names()}
 
 
+def config_warnings(path: Path | None, settings: Settings) -> list[str]:
+    """Problems worth a warning but not a refusal to start."""
+    warnings: list[str] = []
+    has_secret = any(pbx.secret is not None for pbx in settings.pbx)
+    if path is not None and has_secret:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return warnings
+        if mode & 0o004:
+            warnings.append(
+                f"{path} holds a PBX secret and is world-readable: chmod o-r it, "
+                "or move the secret to an environment variable (secret_env)"
+            )
+    return warnings
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:

@@ -55,3 +55,15 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_world_readable_secret_is_warned_about(tmp_path: Path) -> None:
+    from ctid.config import config_warnings
+
+    path = _write(tmp_path, '[[pbx]]\nname = "pbx1"\nsecret = "hunter2"\n')
+    path.chmod(0o644)
+    (warning,) = config_warnings(path, load_settings(path))
+    assert "world-readable" in warning
+    assert "hunter2" not in warning
+    path.chmod(0o600)
+    assert config_warnings(path, load_settings(path)) == []
