@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-quick clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: run test lint typecheck pytest bench bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/ctid run --config examples/demo.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check ctid tests bench
-	$(BIN)/ruff format --check ctid tests bench
+	$(BIN)/ruff check ctid tests bench fuzz
+	$(BIN)/ruff format --check ctid tests bench fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,6 +34,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet atheris
+	mkdir -p var/fuzz-corpus
+	$(BIN)/python fuzz/fuzz_codec.py var/fuzz-corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
