@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ctid import __version__
-from ctid.config import Settings, load_settings
+from ctid.config import load_settings
 from ctid.errors import CtidError
+from ctid.policy import cli as policy_cli
 
 DESCRIPTION = """\
 ctid measures what a telesales floor really does, from the Asterisk PBX itself:
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a local AMI server instead (a demo). Stop with Ctrl-C or SIGTERM.",
     )
     run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.set_defaults(handler=_run)
 
     replay = sub.add_parser(
         "replay",
@@ -69,15 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="print customer numbers in full (masked by default)",
     )
     replay.add_argument("--pbx", default=None, help="PBX name to label calls with")
+    replay.set_defaults(handler=_replay)
+
+    report = sub.add_parser(
+        "report", help="reports for managers", description="Per-seat and per-team reports."
+    )
+    report_sub = report.add_subparsers(dest="report_command", metavar="WHICH", required=True)
+    policy_cli.register(sub, report_sub)
     return parser
 
 
-def _replay(args: argparse.Namespace, settings: Settings) -> int:
+def _replay(args: argparse.Namespace) -> int:
     from ctid.replay import replay_files
     from ctid.report import to_csv, to_json, to_table
     from ctid.tracker.endpoints import EndpointDirectory
     from ctid.tracker.tallies import SeatTally
 
+    settings = load_settings(args.config)
     trunks = [t for pbx in settings.pbx for t in pbx.trunks]
     pbx_name = args.pbx or (settings.pbx[0].name if settings.pbx else "pbx")
     result = replay_files(
@@ -102,13 +112,14 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _run(args: argparse.Namespace) -> int:
     import structlog
 
     from ctid.config import config_warnings
     from ctid.daemon import run_daemon
     from ctid.logs import configure_logging
 
+    settings = load_settings(args.config)
     configure_logging(settings.log.level, settings.log.format)
     for warning in config_warnings(args.config, settings):
         structlog.get_logger("ctid").warning("config_insecure", detail=warning)
@@ -120,15 +131,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
-        if args.command == "replay":
-            return _replay(args, settings)
-        return _run(args, settings)
+        code: int = args.handler(args)
     except CtidError as err:
         print(f"ctid: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -99,6 +99,13 @@ class LogSettings(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class PolicySettings(_Strict):
+    """The quota policy (docs/policy.md); no file: no quota engine."""
+
+    file: Path | None = None
+    report_dir: Path = Path("reports")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CTID_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -110,6 +117,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
     show_numbers: bool = False
     """Print/publish customer numbers in full; by default they are masked."""
 

@@ -1,0 +1,299 @@
+"""The quota engine: per-seat daily counters against tiered, adjusted targets, and checkpoints.
+
+Pure: no clock reads and no I/O. Updates cost O(1) per counter touched (targets are cached per
+seat-day and recomputed only when adjustments or make-up deficits change); checkpoint events
+are computed from the state and the time given. ``advance(now)`` is the one stateful step the
+scheduler calls: it returns the events due since the previous call and records the make-up
+deficits they create.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ctid.policy.adjustments import Adjustments, adjusted_targets
+from ctid.policy.progress import (
+    QuotaProgress,
+    Status,
+    fine_for,
+    quota_progress,
+    reached,
+    worst_status,
+)
+from ctid.policy.schema import Policy, QuotaName, Site
+from ctid.policy.tiers import SeatProfile, choose_tier
+from ctid.policy.workday import (
+    Checkpoint,
+    checkpoints_between,
+    dialing_progress,
+    end_of_day,
+    is_workday,
+    local_day,
+    makeup_day_after,
+    next_checkpoint,
+)
+from ctid.tracker.model import Call, CallEnded, Effect
+from ctid.tracker.tallies import split_by_local_day
+
+EventKind = Literal["quota_met", "behind_pace", "report_due", "eod_shortfall", "grace_shortfall"]
+MAKEUP_TIER = "make-up"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaEvent:
+    kind: EventKind
+    at: dt.datetime
+    day: dt.date
+    seat: str | None = None
+    site: str | None = None
+    quota: QuotaName | None = None
+    shortfall: Mapping[QuotaName, float] = field(default_factory=dict)
+    makeup_day: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeatEvaluation:
+    seat: SeatProfile
+    day: dt.date
+    tier: str
+    makeup: bool
+    """Targets are (or include) deficits carried to this make-up day."""
+    quotas: dict[QuotaName, QuotaProgress]
+    status: Status
+    fine: float
+
+    @property
+    def shortfall(self) -> dict[QuotaName, float]:
+        return {q: p.missing for q, p in self.quotas.items() if p.missing > 0}
+
+
+@dataclass(frozen=True, slots=True)
+class _DayTargets:
+    tier: str
+    targets: dict[QuotaName, float]
+    makeup: bool
+
+
+class QuotaEngine:
+    def __init__(
+        self,
+        policy: Policy,
+        seats: Mapping[str, SeatProfile],
+        adjustments: Adjustments | None = None,
+        *,
+        start: dt.datetime,
+    ) -> None:
+        """``start``: checkpoints up to this time are considered handled (daemon start)."""
+        self.policy = policy
+        self.adjustments = adjustments or Adjustments()
+        self._seats = dict(seats)
+        self._cursor = start
+        self._counters: dict[tuple[str, dt.date], dict[QuotaName, float]] = {}
+        self._deficits: dict[tuple[str, dt.date], dict[QuotaName, float]] = {}
+        self._deficit_version = 0
+        self._targets: dict[tuple[str, dt.date], _DayTargets] = {}
+        self._targets_version = (-1, -1)
+
+    # --- seats -------------------------------------------------------------------------
+
+    def profile(self, seat: str) -> SeatProfile:
+        """A seat the policy does not know is a human of team "default" (standard tier)."""
+        known = self._seats.get(seat)
+        if known is None:
+            site = self.policy.site_of_team("default")
+            known = self._seats[seat] = SeatProfile(seat, seat, "default", site)
+        return known
+
+    def seat_ids(self) -> list[str]:
+        return list(self._seats)
+
+    def site(self, seat: str) -> Site:
+        return self.policy.sites[self.profile(seat).site]
+
+    # --- updates -----------------------------------------------------------------------
+
+    def apply(self, effect: Effect) -> list[QuotaEvent]:
+        """Effect sink: a finished call credits talk, effective calls, dials and faxes."""
+        if not isinstance(effect, CallEnded):
+            return []
+        return self._add_call(effect.call)
+
+    def add_follow_ups(self, seat: str, at: dt.datetime, count: int = 1) -> list[QuotaEvent]:
+        return self.add(seat, local_day(self.site(seat), at), "follow_ups", count, at)
+
+    def add(
+        self, seat: str, day: dt.date, quota: QuotaName, amount: float, at: dt.datetime
+    ) -> list[QuotaEvent]:
+        counters = self._counters.setdefault((self.profile(seat).id, day), {})
+        before = counters.get(quota, 0.0)
+        counters[quota] = after = before + amount
+        target = self._day_targets(seat, day).targets.get(quota)
+        if target is not None and not reached(before, target) and reached(after, target):
+            return [QuotaEvent("quota_met", at, day, seat, self.profile(seat).site, quota)]
+        return []
+
+    def _add_call(self, call: Call) -> list[QuotaEvent]:
+        ended = dt.datetime.fromtimestamp(call.ended_at or call.started_at, dt.UTC)
+        events: list[QuotaEvent] = []
+        talk_per_seat: dict[str, float] = {}
+        for segment in call.segments.values():
+            tz = self.site(segment.seat).tz
+            talk_per_seat[segment.seat] = talk_per_seat.get(segment.seat, 0.0) + (
+                segment.talk_seconds
+            )
+            for start, end in segment.talk_intervals:
+                for day, seconds in split_by_local_day(start, end, tz):
+                    events += self.add(segment.seat, day, "talk_minutes", seconds / 60, ended)
+        if call.placed_by is not None:
+            day = self._call_day(call.placed_by, call)
+            events += self.add(call.placed_by, day, "dials", 1, ended)
+            if call.fax:
+                events += self.add(call.placed_by, day, "faxes", 1, ended)
+        if not call.fax:  # same rule as the tracker's tallies: a fax is never an effective call
+            for seat, talk in talk_per_seat.items():
+                if talk >= self.policy.effective_call_seconds:
+                    day = self._call_day(seat, call)
+                    events += self.add(seat, day, "effective_calls", 1, ended)
+        return events
+
+    def _call_day(self, seat: str, call: Call) -> dt.date:
+        return dt.datetime.fromtimestamp(call.started_at, self.site(seat).tz).date()
+
+    def forget_before(self, day: dt.date) -> None:
+        """Drop counters and cached targets of older days (call once a day to bound memory)."""
+        for store in (self._counters, self._targets):
+            for key in [key for key in store if key[1] < day]:
+                del store[key]
+
+    # --- state -------------------------------------------------------------------------
+
+    def actuals(self, seat: str, day: dt.date) -> dict[QuotaName, float]:
+        return dict(self._counters.get((seat, day), {}))
+
+    def targets(self, seat: str, day: dt.date) -> dict[QuotaName, float]:
+        return dict(self._day_targets(seat, day).targets)
+
+    def deficit(self, seat: str, makeup_day: dt.date) -> dict[QuotaName, float]:
+        """What the seat has to make up on ``makeup_day`` (before that day's work)."""
+        return dict(self._deficits.get((seat, makeup_day), {}))
+
+    def _day_targets(self, seat: str, day: dt.date) -> _DayTargets:
+        version = (self.adjustments.version, self._deficit_version)
+        if version != self._targets_version:
+            self._targets.clear()
+            self._targets_version = version
+        cached = self._targets.get((seat, day))
+        if cached is None:
+            cached = self._targets[(seat, day)] = self._compute_targets(seat, day)
+        return cached
+
+    def _compute_targets(self, seat: str, day: dt.date) -> _DayTargets:
+        profile, site = self.profile(seat), self.site(seat)
+        tier = choose_tier(self.policy.tiers, profile, day)
+        targets: dict[QuotaName, float] = {}
+        if is_workday(site, day):
+            targets = adjusted_targets(
+                tier.quotas.as_dict(),
+                self.adjustments.for_day(seat, day),
+                site.shift_hours,
+                self.policy.field_visit_reduces,
+            )
+        deficit = self._deficits.get((seat, day), {})
+        for quota, missing in deficit.items():
+            targets[quota] = targets.get(quota, 0.0) + missing
+        name = tier.name if is_workday(site, day) or not deficit else MAKEUP_TIER
+        return _DayTargets(name, targets, bool(deficit))
+
+    # --- evaluation --------------------------------------------------------------------
+
+    def evaluate(self, seat: str, now: dt.datetime, day: dt.date | None = None) -> SeatEvaluation:
+        """Progress of ``seat`` on ``day`` (default: the site's local date of ``now``)."""
+        site = self.site(seat)
+        day = day or local_day(site, now)
+        planned = self._day_targets(seat, day)
+        actuals = self._counters.get((self.profile(seat).id, day), {})
+        share = dialing_progress(site, day, now)
+        after_eod = now.timestamp() >= end_of_day(site, day).timestamp()
+        quotas = {
+            quota: quota_progress(
+                quota, target, actuals.get(quota, 0.0), share, after_eod, self.policy.at_risk_below
+            )
+            for quota, target in planned.targets.items()
+            if target > 0
+        }
+        status = worst_status([p.status for p in quotas.values()])
+        fine = fine_for(quotas, self.policy.fines)
+        return SeatEvaluation(
+            self.profile(seat), day, planned.tier, planned.makeup, quotas, status, fine
+        )
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def next_checkpoint(self) -> dt.datetime:
+        return min(
+            (next_checkpoint(site, self._cursor) for site in self.policy.sites.values()),
+            key=dt.datetime.timestamp,
+        )
+
+    def due_events(self, since: dt.datetime, now: dt.datetime) -> list[QuotaEvent]:
+        """Events of the checkpoints in ``(since, now]``; counters as they are now."""
+        events: list[QuotaEvent] = []
+        for site_name, site in self.policy.sites.items():
+            seats = [s for s in self._seats.values() if s.site == site_name]
+            for day, at, kind in checkpoints_between(site, since, now):
+                events += self._checkpoint_events(site, site_name, seats, day, at, kind)
+        return sorted(events, key=lambda event: event.at.timestamp())
+
+    def advance(self, now: dt.datetime) -> list[QuotaEvent]:
+        events = self.due_events(self._cursor, now)
+        self._cursor = max(self._cursor, now, key=dt.datetime.timestamp)
+        for event in events:
+            if event.kind == "grace_shortfall" and event.makeup_day and event.seat:
+                owed = self._deficits.setdefault((event.seat, event.makeup_day), {})
+                for quota, missing in event.shortfall.items():
+                    owed[quota] = owed.get(quota, 0.0) + missing
+                self._deficit_version += 1
+        return events
+
+    def _checkpoint_events(
+        self,
+        site: Site,
+        site_name: str,
+        seats: list[SeatProfile],
+        day: dt.date,
+        at: dt.datetime,
+        kind: Checkpoint,
+    ) -> list[QuotaEvent]:
+        evaluations = [self.evaluate(seat.id, at, day) for seat in seats]
+        working = [e for e in evaluations if e.status != "off"]
+        if kind is Checkpoint.REPORT:
+            return [QuotaEvent("report_due", at, day, site=site_name)] if working else []
+        wanted: dict[Checkpoint, tuple[EventKind, set[Status]]] = {
+            Checkpoint.PACE: ("behind_pace", {"behind", "at_risk"}),
+            Checkpoint.END_OF_DAY: ("eod_shortfall", {"short"}),
+            Checkpoint.GRACE_END: ("grace_shortfall", {"short"}),
+        }
+        event_kind, statuses = wanted[kind]
+        events: list[QuotaEvent] = []
+        for evaluation in working:
+            if evaluation.status not in statuses:
+                continue
+            shortfall = evaluation.shortfall
+            if kind is Checkpoint.PACE:  # how far behind the pro-rata line, not the day's total
+                shortfall = {
+                    q: p.expected - p.actual
+                    for q, p in evaluation.quotas.items()
+                    if p.status in statuses
+                }
+            seat = evaluation.seat
+            makeup = None
+            # Robots do not come in on Sunday; a make-up day is not itself made up again.
+            if kind is Checkpoint.GRACE_END and not evaluation.makeup and seat.kind == "human":
+                makeup = makeup_day_after(site, day)
+            events.append(
+                QuotaEvent(event_kind, at, day, seat.id, site_name, None, shortfall, makeup)
+            )
+        return events
