@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test lint typecheck pytest bench bench-quick fuzz clean
+.PHONY: run test test-tools lint typecheck pytest bench bench-quick bench-metrics dashboards fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,16 +18,30 @@ run: $(STAMP)
 	$(BIN)/ctid run --config examples/demo.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check ctid tests bench fuzz
-	$(BIN)/ruff format --check ctid tests bench fuzz
+	$(BIN)/ruff check ctid tests bench fuzz deploy scripts
+	$(BIN)/ruff format --check ctid tests bench fuzz deploy scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy/asterisk/measure_eventfilter.py
 
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# Debian tools and local services the tests use (promtool, amtool, mosquitto, PostgreSQL...).
+test-tools:
+	sh scripts/install-test-tools.sh
+	sh scripts/ensure-prometheus.sh
+	sh scripts/ensure-mosquitto.sh
+	sh scripts/ensure-postgres.sh
+
+test: test-tools lint typecheck pytest
+
+dashboards: $(STAMP)
+	$(BIN)/python -m scripts.dashboards
+
+bench-metrics: $(STAMP)
+	$(BIN)/python -m bench.metrics_render
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --full

@@ -21,9 +21,12 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bench import FULL, QUICK, BenchError, JsonValue, Profile, Report, codec_compare
+from bench import FULL, QUICK, BenchError, JsonValue, Profile, Report, codec_compare, pipeline
 
-BENCHMARKS: dict[str, Callable[[Profile], Report]] = {"codec": codec_compare.run}
+BENCHMARKS: dict[str, Callable[[Profile], Report]] = {
+    "codec": codec_compare.run,
+    "pipeline": pipeline.run,
+}
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

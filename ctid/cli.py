@@ -13,6 +13,7 @@ from ctid import __version__
 from ctid.config import load_settings
 from ctid.errors import CtidError
 from ctid.policy import cli as policy_cli
+from ctid.store import cli as store_cli
 
 DESCRIPTION = """\
 ctid measures what a telesales floor really does, from the Asterisk PBX itself:
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_sub = report.add_subparsers(dest="report_command", metavar="WHICH", required=True)
     policy_cli.register(sub, report_sub)
+    store_cli.register(sub, report_sub)
     return parser
 
 

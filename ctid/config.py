@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ctid.errors import ConfigError
+from ctid.mqtt.settings import MqttSettings
+from ctid.store.settings import StoreSettings
 
 
 class _Strict(BaseModel):
@@ -28,6 +30,10 @@ class SiteSettings(_Strict):
     name: str = "site"
     timezone: str = "UTC"
     effective_call_seconds: float = Field(default=30.0, ge=0)
+    wrap_up_seconds: float = Field(default=0.0, ge=0)
+    """A seat shows as wrap-up this long after a customer call ends."""
+    workday_start: dt.time = dt.time(9)
+    workday_end: dt.time = dt.time(18)
 
     @field_validator("timezone")
     @classmethod
@@ -118,6 +124,10 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    compliance: Path | None = None
+    """Compliance policy file (``examples/compliance.toml``); None runs no compliance guard."""
     show_numbers: bool = False
     """Print/publish customer numbers in full; by default they are masked."""
 

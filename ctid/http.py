@@ -14,12 +14,24 @@ from prometheus_client.exposition import choose_encoder
 from ctid.errors import ConfigError
 
 HealthReport = Callable[[], tuple[bool, dict[str, Any]]]
+Render = Callable[[str], tuple[bytes, str]]
+"""``Accept`` header → (body, content type): :meth:`ctid.metrics.exposition.Exposition.render`."""
 
 
-def build_app(registry: CollectorRegistry, health: HealthReport) -> web.Application:
+def build_app(
+    registry: CollectorRegistry, health: HealthReport, render: Render | None = None
+) -> web.Application:
+    """``render`` serves /metrics when given (the fast per-seat exposition); otherwise the
+    registry is rendered by prometheus_client."""
+
+    def stock(accept: str) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
+
+    render_metrics = render or stock
+
     async def metrics(request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(registry)
+        body, content_type = render_metrics(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(request: web.Request) -> web.Response:

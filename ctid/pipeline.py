@@ -5,29 +5,40 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ctid.ami.codec import Message
-from ctid.ami.events import normalize
+from ctid.ami.events import AmiEvent, normalize
 from ctid.tracker.model import Effect
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker, LiveChannel
 
 EffectSink = Callable[[Effect], None]
+EventSink = Callable[[AmiEvent], None]
+"""Sees each typed event just before the tracker applies it (so a Hangup still finds its
+channel in the tracker); the compliance guard learns opt-outs and answers this way."""
 
 
 class PbxPipeline:
     def __init__(
-        self, tracker: CallTracker, tallies: DailyTallies, sinks: Iterable[EffectSink] = ()
+        self,
+        tracker: CallTracker,
+        tallies: DailyTallies,
+        sinks: Iterable[EffectSink] = (),
+        event_sinks: Iterable[EventSink] = (),
     ) -> None:
         self.tracker = tracker
         self.tallies = tallies
         self.sinks = list(sinks)
+        self.event_sinks = list(event_sinks)
         self.events_applied = 0
 
     def on_messages(self, batch: list[Message], received_at: float) -> None:
         apply = self.tracker.apply
+        event_sinks = self.event_sinks
         for message in batch:
             event = normalize(message, received_at)
             if event is not None:
                 self.events_applied += 1
+                for sink in event_sinks:
+                    sink(event)
                 self._dispatch(apply(event))
 
     def connection_lost(self, last_frame_at: float | None) -> None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from ctid.ami.codec import AmiCodec, Banner
 from ctid.ami.events import TRACKED_EVENTS
 from ctid.errors import AmiProtocolError, InputError
-from ctid.pipeline import PbxPipeline
+from ctid.pipeline import EffectSink, PbxPipeline
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.model import Call, CallEnded, Effect
 from ctid.tracker.tallies import DailyTallies
@@ -49,11 +49,12 @@ def replay_streams(
     tz: ZoneInfo | None = None,
     effective_seconds: float = 30.0,
     chunk_size: int | None = None,
+    sinks: Sequence[EffectSink] = (),
 ) -> ReplayResult:
     """Run streams through the tracker as successive connections of one PBX.
 
     Between two streams the link counts as lost at the last frame's timestamp, exactly as the
-    daemon does when a TCP connection drops.
+    daemon does when a TCP connection drops.  ``sinks`` get every effect, as in the daemon.
     """
     tallies = DailyTallies(tz or ZoneInfo("UTC"), effective_seconds)
     result = ReplayResult(tallies=tallies)
@@ -62,7 +63,8 @@ def replay_streams(
         if isinstance(effect, CallEnded):
             result.calls.append(effect.call)
 
-    pipeline = PbxPipeline(CallTracker(pbx, directory or EndpointDirectory()), tallies, [collect])
+    tracker = CallTracker(pbx, directory or EndpointDirectory())
+    pipeline = PbxPipeline(tracker, tallies, [collect, *sinks])
     for index, data in enumerate(streams):
         codec = AmiCodec(keep_events=TRACKED_EVENTS)
         # Frames without a Timestamp (FullyBooted) get the stream's first PBX time.

@@ -77,7 +77,12 @@ async def test_demo_mode_serves_per_seat_metrics_and_health() -> None:
         assert talk == pytest.approx(12.022, abs=0.01)
         key = (
             "ctid_calls_total",
-            (("direction", "outbound"), ("outcome", "answered"), ("site", "test")),
+            (
+                ("direction", "outbound"),
+                ("outcome", "answered"),
+                ("site", "test"),
+                ("team", "default"),
+            ),
         )
         assert samples[key] == 1
         assert samples[("ctid_ami_connected", (("pbx", "demo"),))] == 1

@@ -126,6 +126,13 @@ class CdrWritten:
     disposition: str
     billsec: int
     duration: int
+    start_time: str = ""
+    """``StartTime`` as the PBX wrote it: local wall clock, whole seconds, no zone."""
+    answer_time: str = ""
+    """``AnswerTime``; empty when the CDR was never answered."""
+    end_time: str = ""
+    sequence: str = ""
+    """cdr_manager's ``Sequence`` (when configured): tells CDRs of one uniqueid apart."""
 
 
 AmiEvent = (
@@ -233,6 +240,10 @@ def _cdr(h: _Headers, ts: float) -> CdrWritten:
         h.get("Disposition", ""),
         _int(h.get("BillableSeconds")),
         _int(h.get("Duration")),
+        h.get("StartTime", ""),
+        h.get("AnswerTime", ""),
+        h.get("EndTime", ""),
+        h.get("Sequence", ""),
     )
 
 

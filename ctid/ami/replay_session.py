@@ -26,6 +26,8 @@ _READ_SIZE = 64 * 1024
 _BATCH_BYTES = 8 * 1024
 """Event bytes written per hold of the writer lock: big enough to be cheap, small enough for
 action responses (and pings) to slip in between batches."""
+_CALL_ACTIONS: dict[str, str] = {"hangup": "Channel Hungup", "redirect": "Redirect successful"}
+"""Actions a compliance enforcer sends: accepted (and recorded) but not carried out."""
 _LIST_ACTIONS: dict[str, tuple[str, str, str]] = {
     "coreshowchannels": ("Channels will follow", "CoreShowChannel", "CoreShowChannelsComplete"),
     "bridgelist": ("Bridge listing will follow", "BridgeListItem", "BridgeListComplete"),
@@ -111,6 +113,9 @@ class ReplaySession:
         headers = {key.lower(): value for key, value in message.headers.items()}
         action_id = headers.get("actionid")
         action = message.name.strip().lower()
+        if action not in ("login", "challenge"):
+            # Login carries the secret; nothing a test asserts on needs it kept around.
+            self._srv.actions_received.append(message)
         if message.kind.lower() != "action":
             await self._respond("Error", action_id, Message="Missing action in request")
         elif action == "logoff":
@@ -127,6 +132,8 @@ class ReplaySession:
                 await self._respond(
                     "Success", action_id, Ping="Pong", Timestamp=f"{time.time():.6f}"
                 )
+        elif action in _CALL_ACTIONS:
+            await self._respond("Success", action_id, Message=_CALL_ACTIONS[action])
         elif action in _LIST_ACTIONS:
             await self._answer_list(message.name, _LIST_ACTIONS[action], action_id)
         else:

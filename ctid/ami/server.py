@@ -1,9 +1,10 @@
 """A TCP AMI server replaying recorded captures, for integration tests and the demo.
 
 Per connection: the banner, then actions are answered (Login plain or MD5, Ping, three list
-actions, Logoff) and after a successful login the capture's events are streamed, as fast as the
-socket takes them or at the recorded pace.  It is not a pbx: list actions answer with whatever
-``list_items`` returns (nothing by default, like the idle pbx the captures start from).
+actions, Logoff; Hangup and Redirect get ``Success`` and are only recorded in
+``actions_received``) and after a successful login the capture's events are streamed, as fast
+as the socket takes them or at the recorded pace.  It is not a pbx: list actions answer with
+whatever ``list_items`` returns (nothing by default, like the idle pbx the captures start from).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Self
 import structlog
 
 from ctid.ami.capture import Capture
+from ctid.ami.codec import Message
 from ctid.ami.replay_session import ReplaySession
 
 ListItems = Callable[[str], Iterable[Mapping[str, str]]]
@@ -89,6 +91,8 @@ class AmiReplayServer:
         """TCP connections accepted so far."""
         self.logins: list[str] = []
         """Auth type (``plain`` or ``md5``) of each successful login, in order."""
+        self.actions_received: list[Message] = []
+        """Every frame a client sent except Login and Challenge, in arrival order."""
         self._server: asyncio.Server | None = None
         self._handlers: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 

@@ -1,4 +1,9 @@
-"""Counters fed by ended calls (an effect sink): calls by direction/outcome, talk seconds."""
+"""Counters fed by ended calls (an effect sink): calls by team, direction and outcome, talk
+seconds by team, talk duration per call.
+
+A call belongs to the team of its seat (the dialler, else the first seat that talked); a call no
+seat touched (an inbound call abandoned in the queue) has ``team=""``.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ class CallMetrics:
         self._teams = teams
         self._calls = Counter(
             "ctid_calls",
-            "Customer calls ended, by direction and outcome",
-            ["site", "direction", "outcome"],
+            "Customer calls ended, by team, direction and outcome",
+            ["site", "team", "direction", "outcome"],
             registry=registry,
         )
         self._talk = Counter(
@@ -29,18 +34,20 @@ class CallMetrics:
         )
         self._duration = Histogram(
             "ctid_call_talk_duration_seconds",
-            "Talk time per answered customer call",
-            ["site"],
+            "Talk time per answered customer call (faxes excluded)",
+            ["site", "team"],
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
-        self._bound: dict[tuple[str, str], Counter] = {}
+        self._bound: dict[tuple[str, str, str], Counter] = {}
 
     def __call__(self, effect: Effect) -> None:
         if not isinstance(effect, CallEnded):
             return
         call = effect.call
-        key = (str(call.direction), str(call.outcome))
+        owner = call.seat
+        team = self._teams.get(owner, "default") if owner else ""
+        key = (team, str(call.direction), str(call.outcome))
         child = self._bound.get(key)
         if child is None:
             child = self._bound[key] = self._calls.labels(self._site, *key)
@@ -49,4 +56,4 @@ class CallMetrics:
             team = self._teams.get(segment.seat, "default")
             self._talk.labels(self._site, team).inc(segment.talk_seconds)
         if call.segments and not call.fax:
-            self._duration.labels(self._site).observe(call.talk_seconds)
+            self._duration.labels(self._site, team).observe(call.talk_seconds)

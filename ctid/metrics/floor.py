@@ -1,18 +1,31 @@
-"""Per-seat and per-PBX metrics computed at scrape time from the tracker's own state.
+"""Per-seat metrics computed at scrape time from the tallies, the trackers and the seat board.
 
-Scrape-time collectors cost nothing on the event loop between scrapes; labels are bounded
-(site, team, seat, pbx, direction, outcome) and never carry a number or a channel id.
+:class:`FloorCollector` is a fast source for :class:`ctid.metrics.exposition.Exposition`
+(``render``); its ``collect`` yields the same samples through prometheus_client for a plain
+registry and for the tests that hold the fast text to it.  Labels are site, team and seat
+(plus direction, outcome, state or quota where a family says so) — never a number or a
+channel id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from itertools import repeat
+from operator import attrgetter, itemgetter
+from typing import Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
-from ctid.tracker.tallies import DailyTallies
+from ctid.live.seat_state import SeatStatus
+from ctid.metrics.exposition import label_string
+from ctid.metrics.health import PbxCollector, PbxStatus
+from ctid.metrics.quota import QuotaProvider
+from ctid.metrics.seat_families import Enum, Fixed, Pairs, Quota, Scalar, SeatFamily
+from ctid.metrics.seat_outcomes import SeatOutcomes
+from ctid.tracker.tallies import DailyTallies, SeatTally
+
+__all__ = ["FloorCollector", "LiveSeconds", "PbxCollector", "PbxStatus", "SeatLabels"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,22 +34,111 @@ class SeatLabels:
     name: str = ""
 
 
-class PbxStatus(Protocol):
-    """What the health metrics need to know about one PBX link."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def connected(self) -> bool: ...
-    @property
-    def reconnects(self) -> int: ...
-    @property
-    def frames(self) -> int: ...
-    @property
-    def events_applied(self) -> int: ...
-
-
 LiveSeconds = Callable[[float], Mapping[str, tuple[float, float]]]
+"""Wall-clock now → seat → (talk, hold) seconds in calls still open."""
+
+
+class SeatStates(Protocol):
+    """Live seat states (:class:`ctid.live.seat_state.SeatStateView`)."""
+
+    def __call__(self, now: float) -> Mapping[str, SeatStatus]: ...
+
+    @property
+    def default(self) -> SeatStatus:
+        """The status of a seat nothing is known about."""
+        ...
+
+
+_ZERO = SeatTally()
+_COUNTS = attrgetter("outbound", "inbound", "transfers_in", "answered", "effective", "faxes")
+"""A seat's counts as one tuple: the count families share this column and pick from it."""
+_DIRECTIONS = ("outbound", "inbound", "transfer_in")
+
+
+class _Families:
+    """The per-seat families, one set per collector: each family caches its last render."""
+
+    def __init__(self) -> None:
+        self.talk = Scalar(
+            "ctid_seat_talk_seconds_today",
+            "Seconds the seat talked with customers today (site time zone), hold excluded, "
+            "including calls in progress",
+            seconds=True,
+        )
+        self.hold = Scalar(
+            "ctid_seat_hold_seconds_today",
+            "Seconds the seat had a customer on hold today, including calls in progress",
+            seconds=True,
+        )
+        self.calls = Fixed(
+            "ctid_seat_calls_today",
+            "Customer calls of the seat today, by direction: placed (outbound), taken (inbound), "
+            "transferred to it (transfer_in)",
+            "direction",
+            _DIRECTIONS,
+            pick=itemgetter(0, 1, 2),
+        )
+        self.outcomes = Pairs(
+            "ctid_seat_outbound_calls_today",
+            "Outbound calls the seat placed today, by outcome (only outcomes seen today)",
+            "outcome",
+        )
+        self.answered = Scalar(
+            "ctid_seat_answered_calls_today",
+            "Customer calls the seat talked in today",
+            pick=itemgetter(3),
+        )
+        self.effective = Scalar(
+            "ctid_seat_effective_calls_today",
+            "Answered customer calls with at least the effective-call talk threshold today",
+            pick=itemgetter(4),
+        )
+        self.faxes = Scalar(
+            "ctid_seat_faxes_today", "Fax calls the seat placed today", pick=itemgetter(5)
+        )
+        self.state = Enum(
+            "ctid_seat_state",
+            "1 for the seat's current state: "
+            "idle, ringing, talking, hold, paused, offline, wrap_up",
+            "state",
+            pick=attrgetter("state"),
+        )
+        self.state_since = Scalar(
+            "ctid_seat_state_since_timestamp_seconds",
+            "When the seat entered its current state (epoch seconds); "
+            "time in state = time() - this",
+            seconds=True,
+            pick=attrgetter("since"),
+        )
+        self.quota_target = Quota(
+            "ctid_seat_quota_target",
+            "Today's target per quota, in the quota's base unit (seconds, calls)",
+            lambda q: q.target,
+        )
+        self.quota_ratio = Quota(
+            "ctid_seat_quota_attainment_ratio",
+            "Share of today's target attained, per quota",
+            lambda q: q.attainment_ratio,
+        )
+        self.quota_pace = Quota(
+            "ctid_seat_quota_pace_status",
+            "Pace against the share of the quota due by now: -1 behind, 0 on track, 1 ahead",
+            lambda q: int(q.pace),
+        )
+
+
+class _SeatIndex:
+    """Seat order and pre-escaped label strings; rebuilt only when the seat set changes."""
+
+    def __init__(self, site: str, seats: Sequence[str], teams: Mapping[str, SeatLabels]) -> None:
+        self.seats = list(seats)
+        self.members = frozenset(seats)
+        self.position = {seat: i for i, seat in enumerate(self.seats)}
+        team = [teams.get(seat, SeatLabels("default")).team for seat in self.seats]
+        self.values = [(site, t, seat) for t, seat in zip(team, self.seats, strict=True)]
+        self.labels = [
+            label_string(zip(("site", "team", "seat"), v, strict=True)) for v in self.values
+        ]
 
 
 class FloorCollector:
@@ -47,84 +149,99 @@ class FloorCollector:
         tallies: DailyTallies,
         live: Sequence[LiveSeconds],
         clock: Callable[[], float],
+        *,
+        outcomes: SeatOutcomes | None = None,
+        states: SeatStates | None = None,
+        quotas: QuotaProvider | None = None,
     ) -> None:
         self._site = site
         self._seats = seats
         self._tallies = tallies
         self._live = live
         self._clock = clock
+        self.outcomes = outcomes
+        self.states = states
+        self.quotas = quotas
+        """Set by the quota engine when it exists; until then the quota families are empty."""
+        self._families = _Families()
+        self._index = _SeatIndex(site, sorted(seats), seats)
+        self._scanned: dict[int, tuple[Mapping[str, Any], int]] = {}
+
+    def render(self, *, openmetrics: bool) -> Iterator[bytes]:
+        """Fast path: the text of every per-seat family."""
+        index, columns = self._columns(self._clock())
+        for family, values in columns:
+            yield from family.render(index.labels, values, openmetrics=openmetrics)
 
     def collect(self) -> Iterator[Metric]:
-        now = self._clock()
-        today = self._tallies.days.get(self._tallies.local_day(now), {})
+        """Stock path: the same samples as prometheus_client metric families."""
+        index, columns = self._columns(self._clock())
+        for family, values in columns:
+            yield family.stock(index.values, values)
+
+    def _live_seconds(self, now: float) -> Mapping[str, tuple[float, float]]:
+        if len(self._live) == 1:
+            return self._live[0](now)
         live: dict[str, tuple[float, float]] = {}
         for source in self._live:
             for seat, (open_talk, open_hold) in source(now).items():
                 old_talk, old_hold = live.get(seat, (0.0, 0.0))
                 live[seat] = (old_talk + open_talk, old_hold + open_hold)
-        labels = ["site", "team", "seat"]
-        talk = GaugeMetricFamily(
-            "ctid_seat_talk_seconds_today",
-            "Seconds the seat talked with customers today (site time zone), hold excluded, "
-            "including calls in progress",
-            labels=labels,
-        )
-        hold = GaugeMetricFamily(
-            "ctid_seat_hold_seconds_today",
-            "Seconds the seat had a customer on hold today",
-            labels=labels,
-        )
-        calls = GaugeMetricFamily(
-            "ctid_seat_calls_today",
-            "Customer calls the seat placed or talked in today, by direction",
-            labels=[*labels, "direction"],
-        )
-        answered = GaugeMetricFamily(
-            "ctid_seat_answered_calls_today",
-            "Customer calls the seat talked in today",
-            labels=labels,
-        )
-        effective = GaugeMetricFamily(
-            "ctid_seat_effective_calls_today",
-            "Answered customer calls with at least the effective-call talk threshold today",
-            labels=labels,
-        )
-        for seat in sorted(set(self._seats) | set(today) | set(live)):
-            values = [self._site, self._seats.get(seat, SeatLabels("default")).team, seat]
-            tally = today.get(seat)
-            live_talk, live_hold = live.get(seat, (0.0, 0.0))
-            talk.add_metric(values, (tally.talk_seconds if tally else 0.0) + live_talk)
-            hold.add_metric(values, (tally.hold_seconds if tally else 0.0) + live_hold)
-            calls.add_metric([*values, "outbound"], tally.outbound if tally else 0)
-            calls.add_metric([*values, "inbound"], tally.inbound if tally else 0)
-            calls.add_metric([*values, "transfer_in"], tally.transfers_in if tally else 0)
-            answered.add_metric(values, tally.answered if tally else 0)
-            effective.add_metric(values, tally.effective if tally else 0)
-        yield from (talk, hold, calls, answered, effective)
+        return live
 
+    def _index_for(self, *sources: Mapping[str, Any]) -> _SeatIndex:
+        """The seat index, grown by seats the sources know and the index does not.
 
-class PbxCollector:
-    def __init__(self, links: Callable[[], Sequence[PbxStatus]]) -> None:
-        self._links = links
+        A source mapping seen before with the same size cannot hold a new seat (they only grow:
+        tallies within a day, the seat board) and is not scanned again — scanning 5 000 keys
+        per source per scrape would cost more than rendering the quiet seats.
+        """
+        index = self._index
+        fresh: set[str] = set()
+        for position, source in enumerate(sources):
+            seen = self._scanned.get(position)
+            # Holding the source itself (not its id) rules out a new dict at a recycled address.
+            if seen is not None and seen[0] is source and seen[1] == len(source):
+                continue
+            fresh.update(seat for seat in source if seat not in index.members)
+            self._scanned[position] = (source, len(source))
+        if fresh:
+            self._index = index = _SeatIndex(self._site, sorted(index.members | fresh), self._seats)
+        return index
 
-    def collect(self) -> Iterator[Metric]:
-        connected = GaugeMetricFamily(
-            "ctid_ami_connected",
-            "1 while the AMI link to the PBX is up and logged in",
-            labels=["pbx"],
-        )
-        frames = CounterMetricFamily(
-            "ctid_ami_frames", "AMI frames received from the PBX", labels=["pbx"]
-        )
-        applied = CounterMetricFamily(
-            "ctid_ami_events_applied", "AMI events the call tracker used", labels=["pbx"]
-        )
-        reconnects = CounterMetricFamily(
-            "ctid_ami_reconnects", "Times the AMI link was re-established", labels=["pbx"]
-        )
-        for link in self._links():
-            connected.add_metric([link.name], 1.0 if link.connected else 0.0)
-            frames.add_metric([link.name], link.frames)
-            applied.add_metric([link.name], link.events_applied)
-            reconnects.add_metric([link.name], link.reconnects)
-        yield from (connected, frames, applied, reconnects)
+    def _columns(self, now: float) -> tuple[_SeatIndex, list[tuple[SeatFamily, list[Any]]]]:
+        day = self._tallies.local_day(now)
+        today = self._tallies.days.get(day, {})
+        live = self._live_seconds(now)
+        states = self.states(now) if self.states is not None else {}
+        quotas = self.quotas.seat_quotas(now) if self.quotas is not None else {}
+        outcomes = self.outcomes.day(day) if self.outcomes is not None else {}
+        index = self._index_for(today, live, states, quotas)
+        seats = index.seats
+        # map() over dict.get: these passes over every seat are most of a quiet scrape's cost.
+        tallies = list(map(today.get, seats, repeat(_ZERO)))
+        talk = [t.talk_seconds for t in tallies]
+        hold = [t.hold_seconds for t in tallies]
+        for seat, (open_talk, open_hold) in live.items():
+            i = index.position[seat]
+            talk[i] += open_talk
+            hold[i] += open_hold
+        counts = list(map(_COUNTS, tallies))
+        f = self._families
+        columns: list[tuple[SeatFamily, list[Any]]] = [
+            (f.talk, talk),
+            (f.hold, hold),
+            (f.calls, counts),
+            (f.answered, counts),
+            (f.effective, counts),
+            (f.faxes, counts),
+        ]
+        if self.outcomes is not None:
+            columns.append((f.outcomes, list(map(outcomes.get, seats, repeat(())))))
+        if self.states is not None:
+            status = list(map(states.get, seats, repeat(self.states.default)))
+            columns.extend([(f.state, status), (f.state_since, status)])
+        if self.quotas is not None:
+            quota = list(map(quotas.get, seats, repeat(())))
+            columns.extend([(f.quota_target, quota), (f.quota_ratio, quota), (f.quota_pace, quota)])
+        return index, columns

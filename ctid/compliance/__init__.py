@@ -1,0 +1,28 @@
+"""Compliance guard: rules on every outbound call, in observe / warn / enforce mode."""
+
+from ctid.compliance.decision import Action, Decision, Mode, Rule
+from ctid.compliance.enforcer import ActionOutcome, ActionSender, Enforcer
+from ctid.compliance.guard import ChannelLookup, ChannelRef, ComplianceGuard, tracker_lookup
+from ctid.compliance.optout import OptOutJournal, OptOutList
+from ctid.compliance.service import ComplianceService, tap_events
+from ctid.compliance.settings import ComplianceSettings, load_compliance
+
+__all__ = [
+    "Action",
+    "ActionOutcome",
+    "ActionSender",
+    "ChannelLookup",
+    "ChannelRef",
+    "ComplianceGuard",
+    "ComplianceService",
+    "ComplianceSettings",
+    "Decision",
+    "Enforcer",
+    "Mode",
+    "OptOutJournal",
+    "OptOutList",
+    "Rule",
+    "load_compliance",
+    "tap_events",
+    "tracker_lookup",
+]

@@ -1,0 +1,216 @@
+"""The floor: everything the daemon keeps for its lifetime, wired together.
+
+Per PBX a :class:`~ctid.pbx_link.PbxLink`; across them one set of daily tallies, the live
+side (seat states, metrics, MQTT), and the optional engines — store, quota, compliance — each
+attached as effect sinks, event sinks and background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import InfoMetricFamily, Metric
+
+from ctid import __version__
+from ctid.ami.events import AmiEvent, CdrWritten
+from ctid.compliance import ActionSender, ComplianceService, load_compliance, tracker_lookup
+from ctid.config import PbxSettings, Settings
+from ctid.live.floor import LIVE_EVENTS, LiveFloor
+from ctid.metrics.calls import CallMetrics
+from ctid.metrics.floor import SeatLabels
+from ctid.metrics.health import PbxCollector
+from ctid.metrics.quota import Workday
+from ctid.pbx_link import PbxLink
+from ctid.pipeline import EffectSink, EventSink
+from ctid.policy import (
+    Adjustments,
+    QuotaEngine,
+    QuotaEvent,
+    QuotaScheduler,
+    SystemClock,
+    build_report,
+    load_policy,
+    resolve_seats,
+    write_report_files,
+)
+from ctid.policy.provider import EngineQuotaProvider
+from ctid.store.metrics import StoreCollector
+from ctid.store.runtime import Store
+from ctid.tracker.endpoints import EndpointDirectory
+from ctid.tracker.model import Effect
+from ctid.tracker.tallies import DailyTallies
+from ctid.tracker.tracker import CallTracker
+
+log = structlog.get_logger("ctid")
+
+
+class Floor:
+    def __init__(
+        self,
+        settings: Settings,
+        pbxs: list[PbxSettings],
+        tallies: DailyTallies,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tallies = tallies
+        self.store = store
+        self.registry = CollectorRegistry(auto_describe=True)
+        site = settings.site
+        teams = {seat.id: seat.team for seat in settings.seats}
+        self.links: list[PbxLink] = []
+        self.live = LiveFloor(
+            site=site.name,
+            seats={seat.id: SeatLabels(seat.team, seat.name) for seat in settings.seats},
+            tallies=tallies,
+            registry=self.registry,
+            links=lambda: self.links,
+            directory=EndpointDirectory(settings.seat_map(), [t for p in pbxs for t in p.trunks]),
+            mqtt=settings.mqtt,
+            wrap_up_seconds=site.wrap_up_seconds,
+            workday=Workday(site.tz, site.workday_start, site.workday_end),
+            show_numbers=settings.show_numbers,
+        )
+        sinks: list[EffectSink] = [
+            CallMetrics(self.registry, site.name, teams),
+            *self.live.sinks,
+        ]
+        if store is not None:
+            sinks.append(store.writer)
+            self.registry.register(StoreCollector(store.writer))
+        self.quota = self._quota_engine()
+        if self.quota is not None:
+            sinks.append(self._quota_sink)
+            self.live.collector.quotas = EngineQuotaProvider(self.quota)
+        # Filled once the links exist: the guard looks channels up, the enforcer sends actions.
+        trackers: dict[str, CallTracker] = {}
+        senders: dict[str, ActionSender] = {}
+        self.compliance = self._compliance(trackers, senders)
+        if self.compliance is not None:
+            sinks.append(self.compliance.effect_sink)
+        self.links.extend(
+            PbxLink(
+                pbx,
+                settings,
+                tallies,
+                keep_events=LIVE_EVENTS,
+                sinks=sinks,
+                event_sinks=self._event_sinks(pbx.name),
+                on_batch=self.live.on_batch,
+                on_gap=store.writer.record_gap if store is not None else None,
+            )
+            for pbx in pbxs
+        )
+        for link in self.links:
+            trackers[link.name] = link.pipeline.tracker
+            senders[link.name] = link.client
+        self.registry.register(PbxCollector(lambda: self.links))
+        self.registry.register(_BuildInfo())
+
+    # --- engines ----------------------------------------------------------------------
+
+    def _quota_engine(self) -> QuotaEngine | None:
+        path = self.settings.policy.file
+        if path is None:
+            return None
+        policy = load_policy(path)  # PolicyError: one line, exit 2
+        seats = resolve_seats(policy, {seat.id: seat for seat in self.settings.seats})
+        return QuotaEngine(policy, seats, Adjustments(), start=SystemClock().now())
+
+    def _quota_sink(self, effect: Effect) -> None:
+        assert self.quota is not None
+        for event in self.quota.apply(effect):
+            log.info("quota_met", seat=event.seat, quota=event.quota, day=str(event.day))
+
+    async def on_quota_events(self, events: list[QuotaEvent]) -> None:
+        for event in events:
+            if event.kind == "report_due":
+                assert self.quota is not None
+                report = build_report(self.quota, event.at)
+                out = self.settings.policy.report_dir
+                paths = await asyncio.to_thread(write_report_files, report, out)
+                log.info("quota_report_written", site=event.site, files=[str(p) for p in paths])
+            else:
+                log.info(
+                    event.kind,
+                    seat=event.seat,
+                    day=str(event.day),
+                    shortfall={q: round(v, 2) for q, v in event.shortfall.items()},
+                    makeup_day=str(event.makeup_day) if event.makeup_day else None,
+                )
+
+    def _compliance(
+        self, trackers: dict[str, CallTracker], senders: dict[str, ActionSender]
+    ) -> ComplianceService | None:
+        if self.settings.compliance is None:
+            return None
+        return ComplianceService(
+            load_compliance(self.settings.compliance),
+            tracker_lookup(trackers),
+            senders,
+            self._pbx_now,
+            metrics=self.live.compliance,
+        )
+
+    def _event_sinks(self, pbx: str) -> list[EventSink]:
+        sinks: list[EventSink] = []
+        if self.compliance is not None:
+            sinks.append(self.compliance.event_sink(pbx))
+        if self.store is not None:
+            record = self.store.cdr_sink(pbx)
+
+            def cdrs(event: AmiEvent) -> None:
+                if isinstance(event, CdrWritten):
+                    record(event)
+
+            sinks.append(cdrs)
+        return sinks
+
+    def _pbx_now(self) -> float:
+        # PBX clocks are NTP-synced in practice: the first link's offset stands for all.
+        now = time.time()
+        return self.links[0].pbx_now(now) if self.links else now
+
+    # --- lifetime ---------------------------------------------------------------------
+
+    def background_tasks(self) -> Iterator[tuple[str, Coroutine[Any, Any, Any]]]:
+        """(name, coroutine) of every task the daemon's TaskGroup must own."""
+        for link in self.links:
+            yield f"ami-{link.name}", link.client.run()
+        yield "live", self.live.run()
+        if self.store is not None:
+            yield "store-writer", self.store.writer.run()
+        if self.quota is not None:
+            scheduler = QuotaScheduler(self.quota, SystemClock(), self.on_quota_events)
+            yield "quota-scheduler", scheduler.run()
+        if self.compliance is not None:
+            yield "compliance", self.compliance.run()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        pbxs = {
+            link.name: {
+                "connected": link.connected,
+                "reconnects": link.reconnects,
+                "frames": link.frames,
+                "open_calls": len(link.pipeline.tracker.calls),
+            }
+            for link in self.links
+        }
+        healthy = all(link.connected for link in self.links)
+        report: dict[str, Any] = {"status": "ok" if healthy else "degraded", "pbx": pbxs}
+        if self.store is not None:
+            writer = self.store.writer
+            report["store"] = {"healthy": writer.healthy, "backlog": writer.backlog}
+        return healthy, report
+
+
+class _BuildInfo:
+    def collect(self) -> Iterator[Metric]:
+        yield InfoMetricFamily(
+            "ctid_build", "ctid build information", value={"version": __version__}
+        )

@@ -1,0 +1,152 @@
+"""MQTT publisher: a bounded queue drained to the broker, reconnecting with jittered backoff.
+
+``offer()`` never blocks the event loop: a full queue drops the new message and counts it.
+``run()`` owns the connection (one task in the daemon's TaskGroup).  QoS 1 by default: a message
+taken off the queue is retried after a reconnect until the broker acknowledges it, so a broker
+restart loses nothing that was queued (at-least-once; subscribers may see a duplicate).
+
+On every (re)connect the publisher announces ``<prefix>/<site>/status`` = ``online`` (retained;
+the broker publishes the will, ``offline``, if ctid vanishes) and calls ``on_connected`` so the
+feed can republish retained seat states a restarted broker has forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ctid.ami.backoff import backoff_delay
+from ctid.mqtt.settings import MqttSettings
+
+log = structlog.get_logger("ctid.mqtt")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+class MqttPublisher:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        site: str,
+        registry: CollectorRegistry,
+        *,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base = f"{settings.topic_prefix}/{site}"
+        self.on_connected = on_connected
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=settings.queue_size)
+        self._pending: Outgoing | None = None
+        """Taken off the queue but not yet acknowledged: sent first after a reconnect."""
+        self._connected = Gauge(
+            "ctid_mqtt_connected", "1 while connected to the MQTT broker", registry=registry
+        )
+        self._published = Counter(
+            "ctid_mqtt_messages_published",
+            "Messages the MQTT broker acknowledged (or accepted, at QoS 0)",
+            registry=registry,
+        )
+        self._dropped = Counter(
+            "ctid_mqtt_messages_dropped",
+            "Messages dropped because the outgoing queue was full",
+            registry=registry,
+        )
+        self._reconnects = Counter(
+            "ctid_mqtt_reconnects",
+            "Times the MQTT connection was re-established",
+            registry=registry,
+        )
+        self._was_ever_up = False
+        self.dropped = 0
+        self.published = 0
+
+    # --- producer side (event loop, never blocks) -------------------------------------
+
+    def offer(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> bool:
+        """Queue a JSON message for ``<prefix>/<site>/<topic>``; False if it was dropped."""
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            self._queue.put_nowait(Outgoing(f"{self.base}/{topic}", body, retain))
+        except asyncio.QueueFull:
+            self._dropped.inc()
+            self.dropped += 1
+            return False
+        return True
+
+    def depth(self) -> int:
+        return self._queue.qsize() + (self._pending is not None)
+
+    # --- connection -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, drain, and on any broker failure wait (backoff) and start again."""
+        attempt = 0
+        unavailable = False
+        s = self.settings
+        while True:
+            try:
+                async with self._client() as client:
+                    self._up()
+                    unavailable, attempt = False, 0
+                    await self._drain(client)
+            except aiomqtt.MqttError as err:
+                self._connected.set(0)
+                if not unavailable:
+                    # Logged once per outage, not once per retry.
+                    log.warning("mqtt_unavailable", host=s.host, port=s.port, error=str(err))
+                    unavailable = True
+            delay = backoff_delay(attempt, initial=s.backoff_initial, maximum=s.backoff_max)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _client(self) -> aiomqtt.Client:
+        s = self.settings
+        status = f"{self.base}/status"
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=s.client_id,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password else None,
+            keepalive=s.keepalive,
+            timeout=s.publish_timeout,
+            will=aiomqtt.Will(status, b"offline", qos=s.qos, retain=True),
+        )
+
+    def _up(self) -> None:
+        if self._was_ever_up:
+            self._reconnects.inc()
+        self._was_ever_up = True
+        self._connected.set(1)
+        log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
+        if self.on_connected is not None:
+            self.on_connected()
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        qos, timeout = self.settings.qos, self.settings.publish_timeout
+        # Straight away, not behind a backlog: subscribers learn ctid is back.
+        await client.publish(
+            f"{self.base}/status", b"online", qos=qos, retain=True, timeout=timeout
+        )
+        while True:
+            if self._pending is None:
+                self._pending = await self._queue.get()
+            message = self._pending
+            await client.publish(
+                message.topic, message.payload, qos=qos, retain=message.retain, timeout=timeout
+            )
+            self._pending = None
+            self._published.inc()
+            self.published += 1

@@ -1,0 +1,1 @@
+"""Persistence: calls, segments, CDRs and gaps in SQLite or PostgreSQL (see docs/store.md)."""

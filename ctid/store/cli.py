@@ -1,0 +1,123 @@
+"""Store commands: ``ctid db upgrade``, ``ctid reconcile``, ``ctid report daily|weekly|monthly``.
+
+``register(sub, report)`` adds them to ctid's parser the way ``ctid.policy.cli`` does: ``db``
+and ``reconcile`` to the top-level subparsers, ``daily``/``weekly``/``monthly`` to those of
+``ctid report``.  Each sets ``handler(args) -> exit code``, which loads the settings
+(``--config``) and calls a store handler ``(args, settings) -> exit code``.  User mistakes
+raise :class:`InputError` or :class:`StoreError` (one line); ``ctid.cli.main`` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ctid.config import Settings, load_settings
+from ctid.errors import CtidError
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+Handler = Callable[[argparse.Namespace, Settings], int]
+PERIODS = ("daily", "weekly", "monthly")
+"""As :data:`ctid.store.reporting.PeriodKind` (not imported: it would pull SQLAlchemy in)."""
+FORMATS = ("table", "json", "csv")
+
+
+def register(sub: Subparsers, report: Subparsers) -> None:
+    """``db upgrade`` and ``reconcile`` on ``sub``; the periods on ``report``'s subparsers."""
+    db = sub.add_parser(
+        "db",
+        help="manage the database",
+        description="Manage ctid's database (SQLite in the data dir, or PostgreSQL by URL).",
+    )
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "upgrade",
+        help="apply pending schema migrations",
+        description="Create the database if needed and apply every pending migration. The "
+        "daemon does this on start unless [store] auto_upgrade = false.",
+    )
+    _common(up)
+    up.set_defaults(handler=with_settings("ctid.store.commands", "db_upgrade"))
+    _register_reconcile(sub)
+    for kind in PERIODS:
+        _register_period(report, kind)
+
+
+def with_settings(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """``ctid.cli.main``'s ``args.handler(args)``: load the settings, call the store handler.
+
+    The handler's module is imported only when its command runs: SQLAlchemy and Alembic
+    cost half a second that ``ctid run --help`` should not pay.
+    """
+
+    def run(args: argparse.Namespace) -> int:
+        handler: Handler = getattr(importlib.import_module(module), name)
+        return handler(args, load_settings(args.config))
+
+    return run
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument(
+        "--db", metavar="URL", help="database URL (default: [store] url, else var/ctid.db)"
+    )
+
+
+def _register_reconcile(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "reconcile",
+        help="compare ctid's talk time with Asterisk's CDRs",
+        description="Per call, ctid's talk time beside the billsec of the PBX's CDRs: raw drift "
+        "(billsec - talk) and drift after the known CDR rules (billsec counts hold, and ring "
+        "time when the caller was answered before the seat). With capture files, replay and "
+        "store them first; without, reconcile a stored day (--date).",
+    )
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="capture files")
+    _common(parser)
+    parser.add_argument("--pbx", help="PBX name to label calls from files with")
+    parser.add_argument("--date", help="local day to reconcile from the store (YYYY-MM-DD)")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--flagged", action="store_true", help="print flagged calls only")
+    parser.set_defaults(handler=with_settings("ctid.store.reconcile_cli", "reconcile_command"))
+
+
+def _register_period(report: Subparsers, kind: str) -> None:
+    span = {"daily": "a day", "weekly": "an ISO week (Monday-Sunday)", "monthly": "a month"}
+    parser = report.add_parser(
+        kind,
+        help=f"per-seat results of {span[kind]} from the store",
+        description=f"Per seat over {span[kind]}: calls, answered and effective calls, talk and "
+        "hold minutes, faxes, quota attainment (when quotas exist), ranked by talk time.",
+    )
+    _common(parser)
+    parser.add_argument("--date", help="a day in the period (YYYY-MM-DD; default today)")
+    parser.add_argument("--team", help="only seats of this team")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.set_defaults(handler=with_settings("ctid.store.commands", "report_command"), period=kind)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The store commands on their own (``python -m ctid.store.cli``), as ``ctid`` runs them."""
+    parser = argparse.ArgumentParser(prog="ctid")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    report = sub.add_parser("report", help="reports for managers")
+    register(sub, report.add_subparsers(dest="report_command", metavar="WHICH", required=True))
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except CtidError as err:
+        print(f"ctid: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

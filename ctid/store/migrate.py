@@ -1,0 +1,72 @@
+"""Alembic migrations, run from code: ``ctid db upgrade`` and the upgrade on start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ctid.errors import StoreError
+from ctid.store.engine import ensure_sqlite_dir, make_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "ctid ships at least one migration"
+    return head
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision`` (blocking; creates a SQLite file's dir)."""
+    ensure_sqlite_dir(url)
+    engine = make_engine(url)
+    try:
+        upgrade_engine(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade_engine(engine: Engine, revision: str = "head") -> None:
+    config = alembic_config()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except SQLAlchemyError as err:
+        raise StoreError(f"database migration failed: {describe_error(err)}") from err
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the database: {describe_error(err)}") from err
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the one this ctid was built for."""
+    current = current_revision(engine)
+    if current != head_revision():
+        state = "empty" if current is None else f"at revision {current}"
+        raise StoreError(f"the database is {state}: run `ctid db upgrade` first")
+
+
+def describe_error(err: BaseException) -> str:
+    """One line naming the driver's complaint, without SQL or parameters (they hold numbers)."""
+    cause = getattr(err, "orig", None) or err
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else 'no detail'}"

@@ -1,0 +1,229 @@
+"""The store's tables (SQLAlchemy Core), on one :data:`metadata` that Alembic migrates.
+
+Times are UTC instants (:class:`UtcTimestamp`); local days are a reporting concern and are
+computed from the site's time zone when reading.  Every table the writer fills has a natural
+primary key, so writing the same row twice (a replayed capture, a restart mid-day, a retried
+batch) updates it instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names, so later migrations can refer to them on every backend."""
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UtcTimestamp(TypeDecorator[dt.datetime]):
+    """An instant: binds epoch seconds or aware datetimes, reads back aware UTC datetimes.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no zones, so UTC wall time is stored there.
+    Epoch floats are accepted because the writer's rows stay JSON-friendly for the spool.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: dt.datetime | float | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            value = dt.datetime.fromtimestamp(value, dt.UTC)
+        elif value.tzinfo is None:
+            raise ValueError("naive datetime: a stored instant needs a time zone")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _pbx() -> Column[str]:
+    return Column("pbx", String(64), primary_key=True)
+
+
+pbxs = Table(
+    "pbxs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("host", String(255)),
+    Column("updated_at", UtcTimestamp()),
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    Column("seat", String(64), primary_key=True),
+    Column("name", String(128), nullable=False, default=""),
+    Column("team", String(64), nullable=False, default="default"),
+    Column("kind", String(16), nullable=False, default="human"),
+    Column("hire_date", Date),
+    Column("updated_at", UtcTimestamp()),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    _pbx(),
+    Column("linkedid", String(64), primary_key=True),
+    Column("direction", String(8), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("seat", String(64)),
+    Column("placed_by", String(64)),
+    # The full number: the store is the system of record.  Never log or label it.
+    Column("remote", String(64), nullable=False, default=""),
+    Column("started_at", UtcTimestamp(), nullable=False),
+    Column("answered_at", UtcTimestamp()),
+    Column("ended_at", UtcTimestamp()),
+    Column("outcome", String(16)),
+    Column("cause", Integer),
+    Column("ring_seconds", Float),
+    Column("talk_seconds", Float, nullable=False, default=0.0),
+    Column("hold_seconds", Float, nullable=False, default=0.0),
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Column("backfilled", Boolean, nullable=False, default=False),
+    Index(None, "started_at"),
+    Index(None, "seat", "started_at"),
+)
+
+call_segments = Table(
+    "call_segments",
+    metadata,
+    _pbx(),
+    Column("linkedid", String(64), primary_key=True),
+    Column("seat_channel", String(128), primary_key=True),
+    Column("ext_channel", String(128), primary_key=True),
+    Column("seat", String(64), nullable=False),
+    Column("talk_seconds", Float, nullable=False),
+    Column("hold_seconds", Float, nullable=False),
+    Column("started_at", UtcTimestamp()),
+    Column("ended_at", UtcTimestamp()),
+    # [[start, end], ...] in epoch seconds: needed to split talk exactly at local midnight.
+    Column("talk_intervals", JSON, nullable=False),
+    Column("hold_intervals", JSON, nullable=False),
+    ForeignKeyConstraint(["pbx", "linkedid"], ["calls.pbx", "calls.linkedid"], ondelete="CASCADE"),
+    Index(None, "seat", "started_at"),
+)
+
+internal_talk = Table(
+    "internal_talk",
+    metadata,
+    _pbx(),
+    Column("seat", String(64), primary_key=True),
+    Column("started_at", UtcTimestamp(), primary_key=True),
+    Column("ended_at", UtcTimestamp(), nullable=False),
+    Column("seconds", Float, nullable=False),
+)
+
+internal_calls = Table(
+    "internal_calls",
+    metadata,
+    _pbx(),
+    Column("seat", String(64), primary_key=True),
+    Column("placed_at", UtcTimestamp(), primary_key=True),
+    Column("target_seat", String(64), nullable=False),
+)
+
+cdrs = Table(
+    "cdrs",
+    metadata,
+    _pbx(),
+    Column("uniqueid", String(64), primary_key=True),
+    # One uniqueid has several CDRs (queue members, Busy() after Dial): cdr_manager's
+    # Sequence tells them apart, else the event's microsecond timestamp does.
+    Column("seq", String(32), primary_key=True),
+    Column("linkedid", String(64), nullable=False),
+    Column("channel", String(128), nullable=False),
+    Column("dest_channel", String(128), nullable=False),
+    Column("disposition", String(16), nullable=False),
+    Column("billsec", Integer, nullable=False),
+    Column("duration", Integer, nullable=False),
+    Column("started_at", UtcTimestamp()),
+    Column("answered_at", UtcTimestamp()),
+    Column("ended_at", UtcTimestamp()),
+    Column("posted_at", UtcTimestamp(), nullable=False),
+    Index(None, "pbx", "linkedid"),
+    Index(None, "posted_at"),
+)
+
+gaps = Table(
+    "gaps",
+    metadata,
+    _pbx(),
+    Column("started_at", UtcTimestamp(), primary_key=True),
+    Column("ended_at", UtcTimestamp()),
+)
+
+# --- for later issues: policy, compliance and quotas write here ------------------------
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("activated_at", UtcTimestamp(), nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+violations = Table(
+    "violations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pbx", String(64)),
+    Column("linkedid", String(64)),
+    Column("seat", String(64)),
+    Column("rule", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("at", UtcTimestamp(), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index(None, "seat", "at"),
+)
+
+quota_adjustments = Table(
+    "quota_adjustments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seat", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_at", UtcTimestamp(), nullable=False),
+    Column("created_by", String(64), nullable=False, default=""),
+    Index(None, "seat", "day"),
+)
