@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ctid import __version__
 from ctid.config import load_settings
-from ctid.errors import CtidError
+from ctid.errors import CtidError, InputError
 from ctid.policy import cli as policy_cli
 from ctid.store import cli as store_cli
 
@@ -74,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--pbx", default=None, help="PBX name to label calls with")
     replay.set_defaults(handler=_replay)
 
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the PBX set-up ctid relies on",
+        description="Log in to every configured PBX and report, one line each with a fix hint: "
+        "AMI reachable, login, write privileges, timestampevents, event filter, clock skew, "
+        "seats and trunks known to the PBX. Exits 1 if a check fails.",
+    )
+    doctor.add_argument("--config", type=Path, help="TOML configuration file")
+    doctor.add_argument(
+        "--listen", type=float, default=3.0, help="seconds to watch the event stream (default 3)"
+    )
+    doctor.set_defaults(handler=_doctor)
+
     report = sub.add_parser(
         "report", help="reports for managers", description="Per-seat and per-team reports."
     )
@@ -128,6 +141,18 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_daemon(settings))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from ctid.doctor import run_doctor
+
+    settings = load_settings(args.config)
+    if not settings.pbx:
+        raise InputError("no [[pbx]] configured: doctor checks a real PBX (see examples/ctid.toml)")
+    findings = asyncio.run(run_doctor(settings, listen=args.listen))
+    for finding in findings:
+        print(finding.line())
+    return 1 if any(f.ok is False for f in findings) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

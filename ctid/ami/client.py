@@ -42,6 +42,8 @@ LIST_EVENTS = frozenset(
         "QueueStatusComplete",
         "Status",
         "StatusComplete",
+        "EndpointList",
+        "EndpointListComplete",
     }
 )
 """Events of list actions, kept even when ``keep_events`` filters the stream: a list action

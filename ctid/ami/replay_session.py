@@ -28,10 +28,22 @@ _BATCH_BYTES = 8 * 1024
 action responses (and pings) to slip in between batches."""
 _CALL_ACTIONS: dict[str, str] = {"hangup": "Channel Hungup", "redirect": "Redirect successful"}
 """Actions a compliance enforcer sends: accepted (and recorded) but not carried out."""
+_COMMANDS = {
+    "Ping": "Keepalive command.  (Priv: <none>)",
+    "CoreShowChannels": "List currently active channels.  (Priv: system,reporting,all)",
+    "Hangup": "Hangup channel.  (Priv: system,call,all)",
+    "Redirect": "Redirect (transfer) a call.  (Priv: call,all)",
+    "PJSIPShowEndpoints": "Lists PJSIP endpoints.  (Priv: system,all)",
+}
 _LIST_ACTIONS: dict[str, tuple[str, str, str]] = {
     "coreshowchannels": ("Channels will follow", "CoreShowChannel", "CoreShowChannelsComplete"),
     "bridgelist": ("Bridge listing will follow", "BridgeListItem", "BridgeListComplete"),
     "queuestatus": ("Queue status will follow", "QueueMember", "QueueStatusComplete"),
+    "pjsipshowendpoints": (
+        "A listing of Endpoints follows, presented as EndpointList events",
+        "EndpointList",
+        "EndpointListComplete",
+    ),
 }
 
 
@@ -136,6 +148,9 @@ class ReplaySession:
             await self._respond("Success", action_id, Message=_CALL_ACTIONS[action])
         elif action in _LIST_ACTIONS:
             await self._answer_list(message.name, _LIST_ACTIONS[action], action_id)
+        elif action == "listcommands":
+            # Like Asterisk: the actions this user may run, each with its privilege classes.
+            await self._respond("Success", action_id, **_COMMANDS)
         else:
             await self._respond("Error", action_id, Message="Invalid/unknown command")
         return True
