@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ctid.errors import ConfigError
 from ctid.mqtt.settings import MqttSettings
 from ctid.store.settings import StoreSettings
+from ctid.tomlfile import first_problem, read_toml
 
 
 class _Strict(BaseModel):
@@ -165,38 +165,17 @@ def config_warnings(path: Path | None, settings: Settings) -> list[str]:
     return warnings
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
-        else:
-            parts.append(item)
-    return ".".join(parts) or "(top level)"
-
-
 def load_settings(path: Path | None) -> Settings:
     """Read and validate the config; any problem becomes one :class:`ConfigError` line."""
     data: dict[str, Any] = {}
     source = "environment"
     if path is not None:
         source = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise ConfigError(f"{path}: no such config file") from err
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read ({err.strerror})") from err
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path}: not UTF-8 text") from err
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: invalid TOML: {err}") from err
+        data = read_toml(path, ConfigError, "config file")
     try:
         settings = Settings(**data)
     except ValidationError as err:
-        first = err.errors()[0]
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_location(first['loc'])}: {first['msg']}{more}") from err
+        raise ConfigError(first_problem(source, err)) from err
     names = [p.name for p in settings.pbx]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: pbx: names must be unique, got {names}")

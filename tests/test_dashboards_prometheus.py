@@ -24,7 +24,7 @@ import yaml
 
 from ctid.config import Settings
 from scripts.dashboards.__main__ import BUILDERS, OUT
-from tests.live_ctid import running_live_ctid
+from tests.test_daemon import running
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -141,7 +141,7 @@ def _run_stack(
     base = f"http://127.0.0.1:{prom_port}"
 
     async def scenario() -> tuple[list[tuple[str, str, str, dict[str, Any]]], Any]:
-        async with running_live_ctid(settings):
+        async with running(settings):
             with (tmp / "prometheus.log").open("wb") as log:
                 process = await asyncio.create_subprocess_exec(
                     prometheus,

@@ -7,15 +7,15 @@ change policy without touching the daemon's config; ``version`` is stamped on ev
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ctid.compliance.decision import Mode
 from ctid.errors import PolicyError
+from ctid.tomlfile import first_problem, read_toml
 
 Window = tuple[dt.time, dt.time]
 
@@ -140,31 +140,10 @@ class ComplianceSettings(_Strict):
         return _check_zone(value)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
-        else:
-            parts.append(item)
-    return ".".join(parts) or "(top level)"
-
-
 def load_compliance(path: Path) -> ComplianceSettings:
     """Read and validate a policy file; any problem becomes one :class:`PolicyError` line."""
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise PolicyError(f"{path}: no such policy file") from err
-    except OSError as err:
-        raise PolicyError(f"{path}: cannot read ({err.strerror})") from err
-    except UnicodeDecodeError as err:
-        raise PolicyError(f"{path}: not UTF-8 text") from err
-    except tomllib.TOMLDecodeError as err:
-        raise PolicyError(f"{path}: invalid TOML: {err}") from err
+    data = read_toml(path, PolicyError, "policy file")
     try:
         return ComplianceSettings(**data)
     except ValidationError as err:
-        first = err.errors()[0]
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise PolicyError(f"{path}: {_location(first['loc'])}: {first['msg']}{more}") from err
+        raise PolicyError(first_problem(str(path), err)) from err

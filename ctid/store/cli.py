@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ctid.config import Settings, load_settings
-from ctid.errors import CtidError
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -100,24 +98,3 @@ def _register_period(report: Subparsers, kind: str) -> None:
     parser.add_argument("--team", help="only seats of this team")
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.set_defaults(handler=with_settings("ctid.store.commands", "report_command"), period=kind)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The store commands on their own (``python -m ctid.store.cli``), as ``ctid`` runs them."""
-    parser = argparse.ArgumentParser(prog="ctid")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    report = sub.add_parser("report", help="reports for managers")
-    register(sub, report.add_subparsers(dest="report_command", metavar="WHICH", required=True))
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.handler(args)
-    except CtidError as err:
-        print(f"ctid: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

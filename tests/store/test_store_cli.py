@@ -1,5 +1,4 @@
-"""``ctid db upgrade``, ``ctid reconcile`` and ``ctid report`` (through ctid.store.cli.main,
-which parses and dispatches exactly as ``ctid`` does once ``register`` is wired in)."""
+"""``ctid db upgrade``, ``ctid reconcile`` and ``ctid report``, through ctid's own entry point."""
 
 from __future__ import annotations
 
@@ -8,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ctid.cli import main
 from ctid.replay import replay_streams
-from ctid.store.cli import main
 from ctid.store.engine import make_engine
 from tests.store.support import count
 from tests.truth import CAPTURES, capture_files, capture_streams
