@@ -7,6 +7,7 @@ Unknown events map to ``None`` and cost one dict lookup.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -191,7 +192,8 @@ def _dialend(h: _Headers, ts: float) -> DialEnded:
 
 
 def _bridgeenter(h: _Headers, ts: float) -> BridgeEntered:
-    return BridgeEntered(ts, h["BridgeUniqueid"], h["Uniqueid"])
+    # Interned: every member channel keeps the bridge id; one string object serves them all.
+    return BridgeEntered(ts, sys.intern(h["BridgeUniqueid"]), h["Uniqueid"])
 
 
 def _bridgeleave(h: _Headers, ts: float) -> BridgeLeft:

@@ -34,18 +34,20 @@ class LinkBook:
 
     def __init__(self) -> None:
         self.by_seat: dict[str, dict[str, OpenLink]] = {}
-        self.by_ext: dict[str, set[str]] = {}
+        self.by_ext: dict[str, list[str]] = {}  # lists: one or two seats, far smaller than sets
         self.internal_since: dict[str, float] = {}
 
     def links_of(self, seat_uid: str) -> dict[str, OpenLink]:
         return self.by_seat.get(seat_uid, {})
 
-    def seats_linked_to(self, ext_uid: str) -> set[str]:
-        return self.by_ext.get(ext_uid, set())
+    def seats_linked_to(self, ext_uid: str) -> list[str]:
+        return self.by_ext.get(ext_uid, [])
 
     def open(self, seat_uid: str, ext_uid: str, held: bool, at: float) -> None:
         self.by_seat.setdefault(seat_uid, {})[ext_uid] = OpenLink(held, at)
-        self.by_ext.setdefault(ext_uid, set()).add(seat_uid)
+        seats = self.by_ext.setdefault(ext_uid, [])
+        if seat_uid not in seats:
+            seats.append(seat_uid)
 
     def pop(self, seat_uid: str, ext_uid: str) -> OpenLink:
         links = self.by_seat[seat_uid]
@@ -53,7 +55,8 @@ class LinkBook:
         if not links:
             del self.by_seat[seat_uid]
         seats = self.by_ext[ext_uid]
-        seats.discard(seat_uid)
+        if seat_uid in seats:
+            seats.remove(seat_uid)
         if not seats:
             del self.by_ext[ext_uid]
         return link

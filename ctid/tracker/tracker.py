@@ -56,9 +56,11 @@ class CallTracker:
         self.pbx = pbx
         self.directory = directory
         self.channels: dict[str, Channel] = {}
-        self.bridges: dict[str, set[str]] = {}
+        self.bridges: dict[str, list[str]] = {}
+        """Bridge id → member uniqueids (a list: bridges are small, and lists are compact)."""
         self.local_pairs: dict[str, list[str]] = {}
-        self.groups: dict[str, set[str]] = {}
+        self.groups: dict[str, int] = {}
+        """Linkedid → channels still up; the call ends when it drops to zero."""
         self.calls: dict[str, Call] = {}
         self.links = LinkBook()
         self.last_ts = 0.0
@@ -148,12 +150,14 @@ class CallTracker:
     # --- channels ---------------------------------------------------------------------
 
     def _on_created(self, e: ev.ChannelCreated, out: list[Effect]) -> None:
+        if e.uniqueid in self.channels:
+            return  # a repeated Newchannel must not count the channel twice
         party = self.directory.classify(e.channel)
         channel = Channel(
             e.uniqueid, e.linkedid, e.channel, party, e.state == _STATE_RING, e.ts, exten=e.exten
         )
         self.channels[e.uniqueid] = channel
-        self.groups.setdefault(e.linkedid, set()).add(e.uniqueid)
+        self.groups[e.linkedid] = self.groups.get(e.linkedid, 0) + 1
         if party.local_pair:
             self.local_pairs.setdefault(party.local_pair, []).append(e.uniqueid)
         if party.kind is PartyKind.TRUNK and e.linkedid not in self.calls:
@@ -202,12 +206,12 @@ class CallTracker:
         self._ended_recently[channel.uniqueid] = None
         if len(self._ended_recently) > _ENDED_MEMORY:
             del self._ended_recently[next(iter(self._ended_recently))]
-        group = self.groups.get(channel.linkedid)
-        if group is not None:
-            group.discard(channel.uniqueid)
-            if not group:
-                del self.groups[channel.linkedid]
-                self._finish(channel.linkedid, at, out)
+        left = self.groups.get(channel.linkedid, 0) - 1
+        if left > 0:
+            self.groups[channel.linkedid] = left
+        else:
+            self.groups.pop(channel.linkedid, None)
+            self._finish(channel.linkedid, at, out)
 
     def _vanish(self, uids: list[str], out: list[Effect]) -> None:
         """Channels that died unseen (PBX crash or restart during a gap)."""
@@ -310,7 +314,9 @@ class CallTracker:
 
     def _enter_bridge(self, channel: Channel, bridge_id: str) -> None:
         channel.bridge = bridge_id
-        self.bridges.setdefault(bridge_id, set()).add(channel.uniqueid)
+        members = self.bridges.setdefault(bridge_id, [])
+        if channel.uniqueid not in members:
+            members.append(channel.uniqueid)
 
     def _leave_bridge(self, channel: Channel) -> list[str]:
         """Take a channel out of its bridge; returns who stays behind there.
@@ -326,7 +332,8 @@ class CallTracker:
         members = self.bridges.get(bridge_id)
         if members is None:
             return []
-        members.discard(channel.uniqueid)
+        if channel.uniqueid in members:
+            members.remove(channel.uniqueid)
         if not members:
             del self.bridges[bridge_id]
         return list(members)
@@ -364,7 +371,7 @@ class CallTracker:
             touched |= component
         seats = {uid for uid in touched if self._is_seat(uid)}
         for uid in touched:
-            seats |= self.links.seats_linked_to(uid)
+            seats.update(self.links.seats_linked_to(uid))
         for seat_uid in seats:
             component = components.get(seat_uid) or self._component(seat_uid)
             self._sync_seat(seat_uid, component, at, out)
