@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ctid import __version__
+from ctid import __version__, adjust_cli
 from ctid.config import load_settings
 from ctid.errors import CtidError, InputError
 from ctid.policy import cli as policy_cli
@@ -28,6 +28,7 @@ examples:
   ctid run --config /etc/ctid/ctid.toml      run the daemon against the configured PBXs
   ctid run                                   no PBX configured: live demo on a bundled capture
   ctid replay day.ami --format table         per-seat minutes from a recorded AMI stream
+  ctid adjust add 1001 leave --why sick      record a day's leave in the running daemon
 """
 
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_sub = report.add_subparsers(dest="report_command", metavar="WHICH", required=True)
     policy_cli.register(sub, report_sub)
+    adjust_cli.register(sub)
     store_cli.register(sub, report_sub)
     return parser
 

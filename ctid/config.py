@@ -90,6 +90,20 @@ class HttpSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=9480, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    """Bearer token of the adjustments API (docs/policy.md); none: API writes are refused."""
+    api_token_env: str | None = None
+    """Name of an environment variable holding the token (wins over ``api_token``)."""
+
+    def resolved_api_token(self) -> str | None:
+        if self.api_token_env:
+            value = os.environ.get(self.api_token_env)
+            if not value:
+                raise ConfigError(
+                    f"http: api_token_env names {self.api_token_env}, which is not set"
+                )
+            return value
+        return self.api_token.get_secret_value() if self.api_token is not None else None
 
 
 class DemoSettings(_Strict):

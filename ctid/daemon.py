@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from ctid.ami.capture import load_capture
 from ctid.ami.server import AmiReplayServer
+from ctid.api import add_api_routes
 from ctid.config import PbxSettings, Settings
 from ctid.errors import ConfigError
 from ctid.floor import Floor
@@ -68,15 +69,24 @@ class _StopRequested(Exception):  # noqa: N818 - a signal, not an error
     pass
 
 
-async def _wait_for_signal() -> None:
+def _nothing_to_reload() -> None:
+    log.info("sighup_ignored", reason="no policy file to reload")
+
+
+async def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
+    """Until SIGINT/SIGTERM; SIGHUP calls ``on_reload`` (the policy reload) when given."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled = [signal.SIGINT, signal.SIGTERM]
+    for sig in handled:
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP is always caught: its default action would end the daemon for good.
+    loop.add_signal_handler(signal.SIGHUP, on_reload or _nothing_to_reload)
+    handled.append(signal.SIGHUP)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handled:
             loop.remove_signal_handler(sig)
     raise _StopRequested
 
@@ -106,6 +116,7 @@ async def run_daemon(
         port: int | None = None
         if settings.http.enabled:
             app = build_app(floor.registry, floor.health, floor.live.exposition.render)
+            add_api_routes(app, floor, token=settings.http.resolved_api_token())
             port = await stack.enter_async_context(
                 serve_http(app, settings.http.host, settings.http.port)
             )
@@ -117,6 +128,8 @@ async def run_daemon(
                 for name, coroutine in floor.background_tasks():
                     tg.create_task(coroutine, name=name)
                 if handle_signals:
-                    tg.create_task(_wait_for_signal(), name="signals")
+                    reloader = floor.policy_reloader
+                    on_reload = reloader.request if reloader is not None else None
+                    tg.create_task(_wait_for_signal(on_reload), name="signals")
         except* _StopRequested:
             log.info("stopping")

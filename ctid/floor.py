@@ -39,6 +39,7 @@ from ctid.policy import (
     write_report_files,
 )
 from ctid.policy.provider import EngineQuotaProvider
+from ctid.policy.reload import PolicyReloader
 from ctid.store.metrics import StoreCollector
 from ctid.store.runtime import Store
 from ctid.tracker.endpoints import EndpointDirectory
@@ -84,7 +85,15 @@ class Floor:
             sinks.append(store.writer)
             self.registry.register(StoreCollector(store.writer))
         self.quota = self._quota_engine()
+        self.policy_reloader: PolicyReloader | None = None
         if self.quota is not None:
+            assert settings.policy.file is not None
+            self.policy_reloader = PolicyReloader(
+                self.quota,
+                settings.policy.file,
+                {seat.id: seat for seat in settings.seats},
+                self.registry,
+            )
             sinks.append(self._quota_sink)
             self.live.collector.quotas = EngineQuotaProvider(self.quota)
         # Filled once the links exist: the guard looks channels up, the enforcer sends actions.
@@ -188,6 +197,8 @@ class Floor:
         if self.quota is not None:
             scheduler = QuotaScheduler(self.quota, SystemClock(), self.on_quota_events)
             yield "quota-scheduler", scheduler.run()
+        if self.policy_reloader is not None:
+            yield "policy-reload", self.policy_reloader.run()
         if self.compliance is not None:
             yield "compliance", self.compliance.run()
 

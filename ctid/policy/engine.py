@@ -110,6 +110,20 @@ class QuotaEngine:
     def seat_ids(self) -> list[str]:
         return list(self._seats)
 
+    def replace_policy(self, policy: Policy, seats: Mapping[str, SeatProfile]) -> None:
+        """Swap in a reloaded policy; counters, deficits and the checkpoint cursor are kept.
+
+        Seats known before but not in ``seats`` (met only in calls) stay, profiled anew as
+        humans of team "default" under the new policy.
+        """
+        known = list(self._seats)
+        self.policy = policy
+        self._seats = dict(seats)
+        for seat in known:
+            self.profile(seat)
+        self._targets.clear()
+        self._targets_version = (-1, -1)  # tiers and calendars may differ: recompute targets
+
     def site(self, seat: str) -> Site:
         return self.policy.sites[self.profile(seat).site]
 

@@ -9,7 +9,7 @@ Blocking: call from a worker thread in async code.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -137,8 +137,12 @@ def rebuild_day(
     day: dt.date,
     tz: ZoneInfo,
     effective_seconds: float = DEFAULT_EFFECTIVE_SECONDS,
+    pbxs: Collection[str] | None = None,
 ) -> dict[str, SeatTally]:
-    """Per-seat tallies of one local day, from the stored calls and internal talk."""
+    """Per-seat tallies of one local day, from the stored calls and internal talk.
+
+    ``pbxs`` keeps only those PBXs' calls: instances sharing one database each restore their own.
+    """
     start, end = day_window(day, tz)
     try:
         with engine.connect() as connection:
@@ -148,9 +152,11 @@ def rebuild_day(
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err
     tallies = DailyTallies(tz, effective_seconds)
     for call in found:
-        tallies.add_call(call)
+        if pbxs is None or call.pbx in pbxs:
+            tallies.add_call(call)
     for effect in internal:
-        tallies.apply(effect)
+        if pbxs is None or getattr(effect, "pbx", None) in pbxs:
+            tallies.apply(effect)
     return tallies.days.get(day, {})
 
 
@@ -171,9 +177,11 @@ def rebuild_days(
     return totals
 
 
-def restore_tallies(engine: Engine, tallies: DailyTallies, day: dt.date) -> int:
+def restore_tallies(
+    engine: Engine, tallies: DailyTallies, day: dt.date, pbxs: Collection[str] | None = None
+) -> int:
     """Put a stored day back into the daemon's tallies (on start); returns seats restored."""
-    tallies.days[day] = rebuild_day(engine, day, tallies.tz, tallies.effective_seconds)
+    tallies.days[day] = rebuild_day(engine, day, tallies.tz, tallies.effective_seconds, pbxs)
     return len(tallies.days[day])
 
 

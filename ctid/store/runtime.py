@@ -115,7 +115,7 @@ def _prepare(
     try:
         (upgrade_engine if settings.auto_upgrade else check_schema)(engine)
         sync_directory(engine, *directory)
-        restored = restore_tallies(engine, tallies, today)
+        restored = restore_tallies(engine, tallies, today, directory[1])
     except StoreError as err:
         log.warning("store_unavailable_at_start", error=str(err))
         return False

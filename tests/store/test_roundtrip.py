@@ -85,6 +85,19 @@ def test_rebuilt_tallies_equal_the_live_ones(db_url: str) -> None:
     assert_tallies_equal(rebuilt, live)
 
 
+def test_an_instance_restores_only_its_own_pbxs(sqlite_url: str) -> None:
+    """Instances sharing a database: each one's restart counts its own PBXs' calls only."""
+    with migrated(sqlite_url) as engine:
+        ours = store_capture(engine, "hold_mid_call", pbx="pbx-a")
+        store_capture(engine, "answered_customer_hangup", pbx="pbx-b")
+        mine = rebuild_day(engine, DAY, UTC, pbxs=["pbx-a"])
+        everyone = rebuild_day(engine, DAY, UTC)
+    assert ours.tallies is not None
+    assert_tallies_equal(mine, ours.tallies.totals())
+    assert everyone["1001"].calls == 2
+    assert mine["1001"].calls == 1
+
+
 def test_rebuild_splits_a_call_at_local_midnight_like_the_daemon(sqlite_url: str) -> None:
     # The mixed capture runs 10:50-11:00 UTC: at UTC+13 local midnight cuts through it.
     tz = ZoneInfo("Etc/GMT-13")

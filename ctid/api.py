@@ -1,0 +1,224 @@
+"""The adjustments API on the daemon's HTTP app: list, add and revoke per-seat-day adjustments.
+
+``GET /api/adjustments?date=YYYY-MM-DD[&seat=ID]``, ``POST /api/adjustments`` and
+``DELETE /api/adjustments/{id}``. Writes go straight into the quota engine's
+:class:`~ctid.policy.Adjustments`, so targets change at the next scrape. Every request needs
+``Authorization: Bearer <http.api_token>`` when a token is configured; without one, reads are
+open (like /metrics) and writes are refused. Errors are JSON ``{"error": "field: message"}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol, Self
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ctid.errors import PolicyError
+from ctid.policy import Adjustment, Adjustments, QuotaEngine, QuotaName
+
+MAX_BODY_BYTES = 16 * 1024
+WRITES_DISABLED = "API writes disabled: set http.api_token"
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class QuotaHost(Protocol):
+    """What the API needs of the daemon (:class:`ctid.floor.Floor`): its quota engine, if any."""
+
+    @property
+    def quota(self) -> QuotaEngine | None: ...
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    who: str = Field(min_length=1, max_length=128)
+    why: str = Field(min_length=1, max_length=1000)
+
+
+class NewAdjustment(_Body):
+    seat: str = Field(min_length=1, max_length=64)
+    date: dt.date
+    kind: Literal["leave", "half_day", "field_visit", "override"]
+    hours: float | None = Field(default=None, gt=0, le=24)
+    quota: QuotaName | None = None
+    value: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Self:
+        wanted = {"field_visit": {"hours"}, "override": {"quota", "value"}}.get(self.kind, set())
+        for name in ("hours", "quota", "value"):
+            given = getattr(self, name) is not None
+            if name in wanted and not given:
+                raise ValueError(f"{name} is required for kind {self.kind}")
+            if given and name not in wanted:
+                raise ValueError(f"{name} is not allowed for kind {self.kind}")
+        return self
+
+
+class Revocation(_Body):
+    pass
+
+
+class _Refused(Exception):  # noqa: N818 - an HTTP answer, not an error of ours
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def add_api_routes(app: web.Application, host: QuotaHost, *, token: str | None) -> None:
+    api = _Api(host, token)
+    app.router.add_get("/api/adjustments", api.handle(api.list_adjustments, write=False))
+    app.router.add_post("/api/adjustments", api.handle(api.add, write=True))
+    app.router.add_delete("/api/adjustments/{id}", api.handle(api.revoke, write=True))
+
+
+def adjustment_json(item: Adjustment, active: bool) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "seat": item.seat,
+        "date": item.day.isoformat(),
+        "kind": item.kind,
+        "hours": item.hours if item.kind == "field_visit" else None,
+        "quota": item.quota,
+        "value": item.value,
+        "revokes": item.revokes,
+        "active": active,
+        "who": item.by,
+        "when": item.at.isoformat(),
+        "why": item.reason,
+    }
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, ensure_ascii=False), status=status, content_type="application/json"
+    )
+
+
+def _first_problem(err: ValidationError) -> str:
+    error = err.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _active_ids(adjustments: Adjustments) -> set[int]:
+    revoked = {a.revokes for a in adjustments.history if a.revokes is not None}
+    return {a.id for a in adjustments.history if a.kind != "revoke" and a.id not in revoked}
+
+
+class _Api:
+    def __init__(self, host: QuotaHost, token: str | None) -> None:
+        self._host = host
+        self._token = token.encode() if token else None
+
+    def handle(self, method: Handler, *, write: bool) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                self._authorize(request, write=write)
+                result: web.Response = await method(request)
+            except _Refused as refused:
+                return _json({"error": refused.message}, refused.status)
+            return result
+
+        return handler
+
+    def _authorize(self, request: web.Request, *, write: bool) -> None:
+        if self._token is None:
+            if write:
+                raise _Refused(403, WRITES_DISABLED)
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
+            raise _Refused(401, "missing or wrong bearer token (Authorization: Bearer ...)")
+
+    def _engine(self) -> QuotaEngine:
+        engine = self._host.quota
+        if engine is None:
+            raise _Refused(409, "no quota policy loaded: set policy.file")
+        return engine
+
+    async def _body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise _Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        body = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            raise _Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        return body
+
+    async def list_adjustments(self, request: web.Request) -> web.Response:
+        adjustments = self._engine().adjustments
+        day: dt.date | None = None
+        if "date" in request.query:
+            try:
+                day = dt.date.fromisoformat(request.query["date"])
+            except ValueError:
+                raise _Refused(400, "date: expected YYYY-MM-DD") from None
+        seat = request.query.get("seat")
+        active = _active_ids(adjustments)
+        items = [
+            adjustment_json(a, a.id in active)
+            for a in adjustments.history
+            if (day is None or a.day == day) and (seat is None or a.seat == seat)
+        ]
+        return _json({"adjustments": items})
+
+    async def add(self, request: web.Request) -> web.Response:
+        engine = self._engine()
+        try:
+            new = NewAdjustment.model_validate_json(await self._body(request))
+        except ValidationError as err:
+            raise _Refused(400, _first_problem(err)) from None
+        if new.seat not in engine.seat_ids():
+            raise _Refused(400, f"seat: unknown seat {new.seat!r}")
+        adjustments = engine.adjustments
+        if new.kind in ("leave", "half_day"):
+            active = _active_ids(adjustments)
+            for old in adjustments.history:
+                same = (old.seat, old.day, old.kind) == (new.seat, new.date, new.kind)
+                if same and old.id in active:
+                    raise _Refused(409, f"{new.kind} already recorded as #{old.id}")
+        at = dt.datetime.now(dt.UTC)
+        try:
+            if new.kind == "leave":
+                entry = adjustments.leave(new.seat, new.date, by=new.who, at=at, reason=new.why)
+            elif new.kind == "half_day":
+                entry = adjustments.half_day(new.seat, new.date, by=new.who, at=at, reason=new.why)
+            elif new.kind == "field_visit":
+                assert new.hours is not None
+                entry = adjustments.field_visit(
+                    new.seat, new.date, new.hours, by=new.who, at=at, reason=new.why
+                )
+            else:
+                assert new.quota is not None
+                assert new.value is not None
+                entry = adjustments.override(
+                    new.seat, new.date, new.quota, new.value, by=new.who, at=at, reason=new.why
+                )
+        except PolicyError as err:
+            raise _Refused(422, str(err)) from None
+        return _json(adjustment_json(entry, active=True), 201)
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        adjustments = self._engine().adjustments
+        raw = request.match_info["id"]
+        target = next((a for a in adjustments.history if str(a.id) == raw), None)
+        if target is None:
+            raise _Refused(404, f"no adjustment {raw!r}")
+        try:
+            body = Revocation.model_validate_json(await self._body(request))
+        except ValidationError as err:
+            raise _Refused(400, _first_problem(err)) from None
+        if target.id not in _active_ids(adjustments):
+            raise _Refused(409, f"adjustment #{target.id} is not active (revoked, or a revocation)")
+        entry = adjustments.revoke(
+            target.id, by=body.who, at=dt.datetime.now(dt.UTC), reason=body.why
+        )
+        return _json(adjustment_json(entry, active=False))
