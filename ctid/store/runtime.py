@@ -115,7 +115,8 @@ def _prepare(
     try:
         (upgrade_engine if settings.auto_upgrade else check_schema)(engine)
         sync_directory(engine, *directory)
-        restored = restore_tallies(engine, tallies, today, directory[1])
+        # Only this instance's PBXs (others may share the database); none named: all of them.
+        restored = restore_tallies(engine, tallies, today, directory[1] or None)
     except StoreError as err:
         log.warning("store_unavailable_at_start", error=str(err))
         return False
