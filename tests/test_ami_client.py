@@ -194,7 +194,9 @@ async def reversing_server(batch: int) -> AsyncIterator[int]:
 async def test_concurrent_actions_are_matched_by_action_id() -> None:
     rec = Recorder()
     async with reversing_server(batch=8) as port:
-        client = make_client(port, rec, on_connected=None)
+        # A generous timeout: the server holds every answer until all 8 actions arrived, which
+        # on a loaded 2-core machine can take longer than the usual 1 s.
+        client = make_client(port, rec, on_connected=None, action_timeout=10.0)
         async with running(client):
             await until(lambda: client.connected)
             replies = await asyncio.gather(
