@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the PBX set-up ctid relies on",
         description="Log in to every configured PBX and report, one line each with a fix hint: "
         "AMI reachable, login, write privileges, timestampevents, event filter, clock skew, "
+        "store reachable and migrated, MQTT broker reachable, "
         "seats and trunks known to the PBX. Exits 1 if a check fails.",
     )
     doctor.add_argument("--config", type=Path, help="TOML configuration file")

@@ -200,7 +200,9 @@ def _endpoints(pbx: PbxSettings, settings: Settings, known: set[str] | None) -> 
 
 
 async def run_doctor(settings: Settings, *, listen: float = 3.0) -> list[Finding]:
-    findings: list[Finding] = []
+    from ctid.doctor_services import check_mqtt, check_store
+
+    findings = [await check_store(settings.store), await check_mqtt(settings.mqtt)]
     for pbx in settings.pbx:
         seen = await observe(pbx, listen=listen)
         findings.extend(

@@ -97,3 +97,31 @@ def test_a_skewed_pbx_clock_is_flagged() -> None:
     assert findings["clock skew"].ok is False
     assert findings["clock skew"].detail == "PBX clock -7.500 s from ours"
     assert findings["timestampevents"].ok is None
+
+
+@pytest.mark.asyncio
+async def test_doctor_checks_the_store_is_reachable_and_migrated(tmp_path: Path) -> None:
+    from ctid.doctor_services import check_store
+    from ctid.store.migrate import upgrade
+    from ctid.store.settings import StoreSettings
+
+    url = f"sqlite:///{tmp_path / 'ctid.db'}"
+    empty = await check_store(StoreSettings(url=url))
+    assert empty.ok is False
+    assert "ctid db upgrade" in empty.hint
+    upgrade(url)
+    assert (await check_store(StoreSettings(url=url))).ok is True
+    down = await check_store(StoreSettings(url="postgresql://ctid@127.0.0.1:1/ctid"))
+    assert down.ok is False
+    assert "credentials" in down.hint
+
+
+@pytest.mark.asyncio
+async def test_doctor_reports_an_unreachable_mqtt_broker() -> None:
+    from ctid.doctor_services import check_mqtt
+    from ctid.mqtt.settings import MqttSettings
+
+    finding = await check_mqtt(MqttSettings(enabled=True, port=1), patience=2)
+    assert finding.ok is False
+    assert "127.0.0.1:1" in finding.detail
+    assert (await check_mqtt(MqttSettings(enabled=False))).ok is True
