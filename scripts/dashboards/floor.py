@@ -15,6 +15,7 @@ from scripts.dashboards.panels import (
     bargauge,
     dashboard,
     query_variable,
+    ratio_stat,
     site_team_variables,
     stat,
     state_code,
@@ -323,54 +324,32 @@ def team_centre() -> JSON:
     grid = Layout()
     panels = [
         grid.place(
-            stat(
+            ratio_stat(
                 "Abandon rate (inbound)",
-                [
-                    target(
-                        f"sum(increase({abandoned}[$__range])) / "
-                        f"sum(increase({inbound}[$__range]))",
-                        "abandoned",
-                        instant=True,
-                    )
-                ],
-                unit="percentunit",
+                abandoned,
+                inbound,
+                "abandoned",
                 steps=thresholds((GREEN, None), (ORANGE, 0.03), (RED, 0.05)),
-                text_mode="value",
             ),
             6,
             5,
         ),
         grid.place(
-            stat(
+            ratio_stat(
                 "Answer rate (outbound)",
-                [
-                    target(
-                        f'sum(increase(ctid_calls_total{{{SEAT},direction="outbound",'
-                        f'outcome="answered"}}[$__range])) / sum(increase(ctid_calls_total'
-                        f'{{{SEAT},direction="outbound"}}[$__range]))',
-                        "answered",
-                        instant=True,
-                    )
-                ],
-                unit="percentunit",
-                text_mode="value",
+                f'ctid_calls_total{{{SEAT},direction="outbound",outcome="answered"}}',
+                f'ctid_calls_total{{{SEAT},direction="outbound"}}',
+                "answered",
             ),
             6,
             5,
         ),
         grid.place(
-            stat(
+            ratio_stat(
                 "Interception rate",
-                [
-                    target(
-                        f"sum(increase(ctid_compliance_interceptions_total{{{SEAT}}}[$__range])) "
-                        f"/ sum(increase(ctid_compliance_checks_total{{{SEAT}}}[$__range]))",
-                        "intercepted",
-                        instant=True,
-                    )
-                ],
-                unit="percentunit",
-                text_mode="value",
+                f"ctid_compliance_interceptions_total{{{SEAT}}}",
+                f"ctid_compliance_checks_total{{{SEAT}}}",
+                "intercepted",
             ),
             6,
             5,

@@ -11,6 +11,7 @@ from scripts.dashboards.panels import (
     Layout,
     bargauge,
     dashboard,
+    ratio_stat,
     site_team_variables,
     stat,
     table,
@@ -56,19 +57,12 @@ def compliance() -> JSON:
             5,
         ),
         grid.place(
-            stat(
+            ratio_stat(
                 "Interception rate",
-                [
-                    target(
-                        f"sum(increase(ctid_compliance_interceptions_total{{{SEAT}}}[$__range])) "
-                        f"/ sum(increase(ctid_compliance_checks_total{{{SEAT}}}[$__range]))",
-                        "rate",
-                        instant=True,
-                    )
-                ],
-                unit="percentunit",
+                f"ctid_compliance_interceptions_total{{{SEAT}}}",
+                f"ctid_compliance_checks_total{{{SEAT}}}",
+                "rate",
                 steps=thresholds((GREEN, None), (ORANGE, 0.01), (RED, 0.05)),
-                text_mode="value",
             ),
             6,
             5,

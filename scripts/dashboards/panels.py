@@ -146,6 +146,20 @@ def stat(
     return panel
 
 
+def ratio_stat(
+    title: str, numerator: str, denominator: str, legend: str, *, steps: JSON | None = None
+) -> JSON:
+    """A stat of the share ``numerator / denominator`` over the dashboard's time range."""
+    expr = f"sum(increase({numerator}[$__range])) / sum(increase({denominator}[$__range]))"
+    return stat(
+        title,
+        [target(expr, legend, instant=True)],
+        unit="percentunit",
+        steps=steps,
+        text_mode="value",
+    )
+
+
 def bargauge(
     title: str,
     targets: list[JSON],
