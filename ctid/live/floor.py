@@ -22,7 +22,7 @@ from ctid.ami.presence import PRESENCE_EVENTS, normalize_presence
 from ctid.live.seat_state import SeatStateBoard, SeatStateView
 from ctid.metrics.compliance import ComplianceMetrics
 from ctid.metrics.exposition import Exposition
-from ctid.metrics.floor import FloorCollector, SeatLabels
+from ctid.metrics.floor import FloorCollector, SeatLabels, merge_open_seconds
 from ctid.metrics.health import LoopLagMonitor, PolicyInfo, QueueDepths, ReconcileMetrics
 from ctid.metrics.quota import Workday, WorkdayCollector
 from ctid.metrics.seat_outcomes import SeatOutcomes
@@ -145,12 +145,6 @@ class LiveFloor:
         return links[0].pbx_now(now) if links else now
 
     def _open_seconds(self, now: float) -> Mapping[str, tuple[float, float]]:
-        links = self._links()
-        if len(links) == 1:
-            return links[0].pipeline.tracker.open_seconds(links[0].pbx_now(now))
-        out: dict[str, tuple[float, float]] = {}
-        for link in links:
-            for seat, (talk, hold) in link.pipeline.tracker.open_seconds(link.pbx_now(now)).items():
-                old_talk, old_hold = out.get(seat, (0.0, 0.0))
-                out[seat] = (old_talk + talk, old_hold + hold)
-        return out
+        return merge_open_seconds(
+            [link.pipeline.tracker.open_seconds(link.pbx_now(now)) for link in self._links()]
+        )

@@ -25,7 +25,14 @@ from ctid.metrics.seat_families import Enum, Fixed, Pairs, Quota, Scalar, SeatFa
 from ctid.metrics.seat_outcomes import SeatOutcomes
 from ctid.tracker.tallies import DailyTallies, SeatTally
 
-__all__ = ["FloorCollector", "LiveSeconds", "PbxCollector", "PbxStatus", "SeatLabels"]
+__all__ = [
+    "FloorCollector",
+    "LiveSeconds",
+    "PbxCollector",
+    "PbxStatus",
+    "SeatLabels",
+    "merge_open_seconds",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,22 @@ class SeatLabels:
 
 
 LiveSeconds = Callable[[float], Mapping[str, tuple[float, float]]]
+
+
+def merge_open_seconds(
+    parts: Sequence[Mapping[str, tuple[float, float]]],
+) -> Mapping[str, tuple[float, float]]:
+    """Seat → (talk, hold) summed over several sources (one per PBX); one source as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, tuple[float, float]] = {}
+    for part in parts:
+        for seat, (talk, hold) in part.items():
+            old_talk, old_hold = merged.get(seat, (0.0, 0.0))
+            merged[seat] = (old_talk + talk, old_hold + hold)
+    return merged
+
+
 """Wall-clock now → seat → (talk, hold) seconds in calls still open."""
 
 
@@ -180,14 +203,7 @@ class FloorCollector:
             yield family.stock(index.values, values)
 
     def _live_seconds(self, now: float) -> Mapping[str, tuple[float, float]]:
-        if len(self._live) == 1:
-            return self._live[0](now)
-        live: dict[str, tuple[float, float]] = {}
-        for source in self._live:
-            for seat, (open_talk, open_hold) in source(now).items():
-                old_talk, old_hold = live.get(seat, (0.0, 0.0))
-                live[seat] = (old_talk + open_talk, old_hold + open_hold)
-        return live
+        return merge_open_seconds([source(now) for source in self._live])
 
     def _index_for(self, *sources: Mapping[str, Any]) -> _SeatIndex:
         """The seat index, grown by seats the sources know and the index does not.
