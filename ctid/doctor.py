@@ -13,10 +13,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ctid.ami.client import AmiClient, AmiSession
+from ctid.ami.client import AmiSession
 from ctid.ami.codec import Message
 from ctid.config import PbxSettings, Settings
 from ctid.errors import AmiError
+from ctid.pbx_link import client_for
 
 NOISE_EVENTS = frozenset({"VarSet", "Newexten", "RTCPSent", "RTCPReceived", "CEL"})
 ENFORCEMENT_ACTIONS = ("Hangup", "Redirect")
@@ -70,13 +71,8 @@ async def observe(pbx: PbxSettings, *, listen: float = 3.0, patience: float = 5.
         await asyncio.sleep(listen)
         done.set()
 
-    client = AmiClient(
-        name=pbx.name,
-        host=pbx.host,
-        port=pbx.port,
-        username=pbx.username,
-        secret=pbx.resolved_secret(),
-        auth=pbx.auth,
+    client = client_for(
+        pbx,
         on_messages=lambda batch, _at: seen.events.extend(batch),
         on_connected=inspect,
         connect_timeout=patience,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import structlog
 
@@ -22,6 +23,19 @@ log = structlog.get_logger("ctid")
 BatchHook = Callable[["PbxLink", list[Message], float], None]
 GapHook = Callable[[str, float, float | None], None]
 """(pbx, gap start, gap end or None while open), both on the PBX clock."""
+
+
+def client_for(pbx: PbxSettings, **hooks_and_options: Any) -> AmiClient:
+    """An AMI client for a configured PBX; callers add their hooks and timing options."""
+    return AmiClient(
+        name=pbx.name,
+        host=pbx.host,
+        port=pbx.port,
+        username=pbx.username,
+        secret=pbx.resolved_secret(),
+        auth=pbx.auth,
+        **hooks_and_options,
+    )
 
 
 def live_channels(items: list[Message]) -> list[LiveChannel]:
@@ -69,13 +83,8 @@ class PbxLink:
         self._on_gap = on_gap
         self._gap_started: float | None = None
         self.gaps = GapMeter()
-        self.client = AmiClient(
-            name=pbx.name,
-            host=pbx.host,
-            port=pbx.port,
-            username=pbx.username,
-            secret=pbx.resolved_secret(),
-            auth=pbx.auth,
+        self.client = client_for(
+            pbx,
             keep_events=keep_events,
             on_messages=self._on_messages,
             on_connected=self._resync,
