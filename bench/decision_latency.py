@@ -37,7 +37,7 @@ from ctid.ami.client import AmiClient
 from ctid.ami.codec import Message
 from ctid.ami.events import TRACKED_EVENTS
 from ctid.ami.server import AmiReplayServer
-from ctid.compliance import ComplianceService, ComplianceSettings, tap_events, tracker_lookup
+from ctid.compliance import ComplianceService, ComplianceSettings, tracker_lookup
 from ctid.pipeline import PbxPipeline
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.tallies import DailyTallies
@@ -91,15 +91,15 @@ async def _one_pass(port: int, numbers: set[str], last_ts: float) -> Pass:
         service.guard.optouts.add(number, 0.0)
     received: dict[str, float] = {}
     reads: list[float] = []
-    tapped = tap_events(pipeline.on_messages, service.event_sink("pbx"))
     pipeline.sinks.append(service.effect_sink)
+    pipeline.event_sinks.append(service.event_sink("pbx"))
 
     def on_messages(batch: list[Message], received_at: float) -> None:
         reads.append(received_at)
         for message in batch:
             if message.name == "DialBegin" and (channel := message.get("Channel")):
                 received.setdefault(channel, received_at)
-        tapped(batch, received_at)
+        pipeline.on_messages(batch, received_at)
 
     client = AmiClient(
         name="pbx", host="127.0.0.1", port=port, username="ctid", secret="ctidsecret",

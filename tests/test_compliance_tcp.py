@@ -22,7 +22,6 @@ from ctid.compliance import (
     ComplianceSettings,
     Mode,
     Rule,
-    tap_events,
     tracker_lookup,
 )
 from ctid.pipeline import PbxPipeline
@@ -81,11 +80,12 @@ async def replay(
             ended.set()
 
     pipeline.sinks += [service.effect_sink, on_call_ended]
+    pipeline.event_sinks.append(service.event_sink("pbx"))
     async with AmiReplayServer(parse_capture(data), secret="s3cret") as server:
         client = AmiClient(
             name="pbx", host="127.0.0.1", port=server.port, username="ctid", secret="s3cret",
             keep_events=TRACKED_EVENTS,
-            on_messages=tap_events(pipeline.on_messages, service.event_sink("pbx")),
+            on_messages=pipeline.on_messages,
         )  # fmt: skip
         holder["pbx"] = client
         tasks = [asyncio.create_task(client.run()), asyncio.create_task(service.run())]

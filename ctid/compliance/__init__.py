@@ -4,7 +4,7 @@ from ctid.compliance.decision import Action, Decision, Mode, Rule
 from ctid.compliance.enforcer import ActionOutcome, ActionSender, Enforcer
 from ctid.compliance.guard import ChannelLookup, ChannelRef, ComplianceGuard, tracker_lookup
 from ctid.compliance.optout import OptOutJournal, OptOutList
-from ctid.compliance.service import ComplianceService, tap_events
+from ctid.compliance.service import ComplianceService
 from ctid.compliance.settings import ComplianceSettings, load_compliance
 
 __all__ = [
@@ -23,6 +23,5 @@ __all__ = [
     "OptOutList",
     "Rule",
     "load_compliance",
-    "tap_events",
     "tracker_lookup",
 ]

@@ -14,8 +14,7 @@ from typing import NoReturn, Protocol
 
 import structlog
 
-from ctid.ami.codec import Message
-from ctid.ami.events import AmiEvent, normalize
+from ctid.ami.events import AmiEvent
 from ctid.compliance.decision import Decision, Mode
 from ctid.compliance.enforcer import ActionSender, Enforcer
 from ctid.compliance.guard import ChannelLookup, ComplianceGuard
@@ -117,23 +116,3 @@ class ComplianceService:
         if self._journal_failing:
             _log.info("dnc_journal_recovered", path=str(self.journal.path))
         self._journal_failing = False
-
-
-OnMessages = Callable[[list[Message], float], None]
-
-
-def tap_events(on_messages: OnMessages, event_sink: Callable[[AmiEvent], None]) -> OnMessages:
-    """Feed each event to ``event_sink`` just before ``on_messages`` sees it.
-
-    A stop-gap until :class:`ctid.pipeline.PbxPipeline` calls event sinks itself: it decodes
-    each event twice and calls the pipeline once per message, to keep the order exact.
-    """
-
-    def tapped(batch: list[Message], received_at: float) -> None:
-        for message in batch:
-            event = normalize(message, received_at)
-            if event is not None:
-                event_sink(event)
-            on_messages([message], received_at)
-
-    return tapped
