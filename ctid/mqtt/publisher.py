@@ -13,8 +13,9 @@ feed can republish retained seat states a restarted broker has forgotten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ctid.ami.backoff import backoff_delay
 from ctid.mqtt.settings import MqttSettings
+from ctid.mqtt.tls import tls_context
 
 log = structlog.get_logger("ctid.mqtt")
+
+
+DISCONNECT_TIMEOUT_S = 2.0
+"""A stop waits this long for the broker's goodbye: well inside systemd's stop timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class MqttPublisher:
     ) -> None:
         self.settings = settings
         self.base = f"{settings.topic_prefix}/{site}"
+        self._tls = tls_context(settings)
         self.on_connected = on_connected
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=settings.queue_size)
         self._pending: Outgoing | None = None
@@ -97,7 +104,7 @@ class MqttPublisher:
         s = self.settings
         while True:
             try:
-                async with self._client() as client:
+                async with bounded_session(self._client(), DISCONNECT_TIMEOUT_S) as client:
                     self._up()
                     unavailable, attempt = False, 0
                     await self._drain(client)
@@ -123,6 +130,7 @@ class MqttPublisher:
             keepalive=s.keepalive,
             timeout=s.publish_timeout,
             will=aiomqtt.Will(status, b"offline", qos=s.qos, retain=True),
+            tls_context=self._tls,
         )
 
     def _up(self) -> None:
@@ -150,3 +158,36 @@ class MqttPublisher:
             self._pending = None
             self._published.inc()
             self.published += 1
+            _honour_cancellation()
+
+
+@contextlib.asynccontextmanager
+async def bounded_session(
+    client: aiomqtt.Client, close_seconds: float
+) -> AsyncIterator[aiomqtt.Client]:
+    """``async with client``, but the disconnect waits at most ``close_seconds``.
+
+    aiomqtt waits for the broker's goodbye without a limit; over TLS the closed connection
+    can go unnoticed, and a shutdown would hang there.
+    """
+    await client.__aenter__()
+    try:
+        yield client
+    finally:
+        try:
+            async with asyncio.timeout(close_seconds):
+                await client.__aexit__(None, None, None)
+        except TimeoutError:
+            log.warning("mqtt_disconnect_timeout", seconds=close_seconds)
+
+
+def _honour_cancellation() -> None:
+    """Raise a cancellation that a publish swallowed.
+
+    On Python 3.11 ``asyncio.wait_for`` (used inside aiomqtt) drops a cancel that arrives as
+    the broker's acknowledgement does; the loop would then wait on the queue for ever and a
+    shutdown would hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
