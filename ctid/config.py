@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ctid.errors import ConfigError
+from ctid.ha.settings import HaSettings, is_postgres_url
 from ctid.mqtt.settings import MqttSettings
 from ctid.store.settings import StoreSettings
 from ctid.tomlfile import first_problem, read_toml
@@ -140,6 +149,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
     compliance: Path | None = None
     """Compliance policy file (``examples/compliance.toml``); None runs no compliance guard."""
     show_numbers: bool = False
@@ -156,6 +166,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the file (given as init values).
         return (env_settings, init_settings)
+
+    @field_validator("ha")
+    @classmethod
+    def _ha_needs_postgres(cls, ha: HaSettings, info: ValidationInfo) -> HaSettings:
+        # ``store`` is declared before ``ha``, so it is validated (and in info.data) by now.
+        store = info.data.get("store")
+        if ha.enabled and isinstance(store, StoreSettings) and not is_postgres_url(store.url):
+            raise ValueError(
+                'enabled needs store.url on PostgreSQL ("postgresql://..."): '
+                "the lock is a PostgreSQL advisory lock"
+            )
+        return ha
 
     def seat_map(self) -> dict[str, str]:
         """Endpoint name → seat id."""

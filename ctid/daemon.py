@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -18,9 +18,13 @@ from ctid.api import add_api_routes
 from ctid.config import PbxSettings, Settings
 from ctid.errors import ConfigError
 from ctid.floor import Floor
+from ctid.ha.leader import LeaderLock, LockLostError
+from ctid.ha.status import RoleCollector, serve_standby, with_role
 from ctid.http import build_app, serve_http
 from ctid.pbx_link import live_channels
+from ctid.sdnotify import SystemdNotifier
 from ctid.store.directory import SeatInfo
+from ctid.store.engine import store_url
 from ctid.store.runtime import Store, open_store
 from ctid.tracker.tallies import DailyTallies
 
@@ -91,14 +95,88 @@ async def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
     raise _StopRequested
 
 
+def _reload_as_standby() -> None:
+    log.info("sighup_ignored", reason="standby: nothing loaded to reload")
+
+
+async def _unless_stopped(
+    work: Awaitable[None], handle_signals: bool, ready: Callable[[], None]
+) -> bool:
+    """Call ``ready`` once SIGINT/SIGTERM are handled, then await ``work``; ``False`` if a
+    signal came first."""
+    if not handle_signals:
+        ready()
+        await work
+        return True
+    stopped = False
+    try:
+        async with asyncio.TaskGroup() as tg:
+            signals = tg.create_task(_wait_for_signal(_reload_as_standby), name="signals")
+            await asyncio.sleep(0)  # the task's first step installs the signal handlers
+            ready()
+            await work
+            signals.cancel()
+    except* _StopRequested:
+        stopped = True
+    return not stopped
+
+
+def _links_status(count: int) -> str:
+    return f"active, {count} PBX link{'' if count == 1 else 's'}"
+
+
+async def _stand_by(
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    standby_http: contextlib.AsyncExitStack,
+    notifier: SystemdNotifier,
+    handle_signals: bool,
+) -> tuple[LeaderLock, int] | None:
+    """Serve as standby until the HA lock is ours: the lock (owned by ``stack``) and the port
+    the standby's HTTP app holds (in ``standby_http``); ``None`` when stopped first."""
+    leader = LeaderLock.from_settings(settings.ha, store_url(settings.store))
+    await stack.enter_async_context(leader)
+    port = settings.http.port
+    if settings.http.enabled:
+        port = await standby_http.enter_async_context(
+            serve_standby(leader, settings.http.host, port)
+        )
+    # Ready as far as systemd is concerned: a standby is doing its job.
+    if not await _unless_stopped(
+        leader.acquire(), handle_signals, lambda: notifier.ready("standby")
+    ):
+        notifier.stopping()
+        log.info("stopping")
+        return None
+    return leader, port
+
+
 async def run_daemon(
     settings: Settings,
     *,
     handle_signals: bool = True,
     on_ready: Callable[[Floor, int | None], None] | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or cancellation); ``on_ready`` gets the floor and HTTP port."""
+    """Run until SIGINT/SIGTERM (or cancellation); ``on_ready`` gets the floor and HTTP port.
+
+    With ``[ha] enabled`` it first waits as standby until it holds the lock (docs/operations.md),
+    and raises :class:`LockLostError` if the lock's connection fails while active.
+    """
+    notifier = SystemdNotifier.from_environment()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(notifier.close)
+        await stack.enter_async_context(notifier.watchdog())
+        stack.callback(notifier.stopping)
+        # A standby's HTTP app, closed right before the floor's takes over its port.
+        standby_http = contextlib.AsyncExitStack()
+        stack.push_async_callback(standby_http.aclose)
+        http_port = settings.http.port
+        leader: LeaderLock | None = None
+        if settings.ha.enabled:
+            active = await _stand_by(settings, stack, standby_http, notifier, handle_signals)
+            if active is None:
+                return
+            leader, http_port = active
         pbxs = list(settings.pbx)
         if not pbxs:
             pbxs = [await stack.enter_async_context(demo_pbx(settings))]
@@ -110,16 +188,19 @@ async def run_daemon(
                 open_store(settings.store, tallies, seats=seats, pbxs=[p.name for p in pbxs])
             )
         floor = Floor(settings, pbxs, tallies, store)
+        health = floor.health
+        if leader is not None:
+            floor.registry.register(RoleCollector(leader))
+            health = with_role(floor.health, leader)
         if floor.compliance is not None:
             # Opt-out journal and list imports: blocking reads, done once before any call.
             await asyncio.to_thread(floor.compliance.load)
         port: int | None = None
+        await standby_http.aclose()
         if settings.http.enabled:
-            app = build_app(floor.registry, floor.health, floor.live.exposition.render)
+            app = build_app(floor.registry, health, floor.live.exposition.render)
             add_api_routes(app, floor, token=settings.http.resolved_api_token())
-            port = await stack.enter_async_context(
-                serve_http(app, settings.http.host, settings.http.port)
-            )
+            port = await stack.enter_async_context(serve_http(app, settings.http.host, http_port))
             log.info("http_listening", url=f"http://{settings.http.host}:{port}/metrics")
         if on_ready is not None:
             on_ready(floor, port)
@@ -131,5 +212,14 @@ async def run_daemon(
                     reloader = floor.policy_reloader
                     on_reload = reloader.request if reloader is not None else None
                     tg.create_task(_wait_for_signal(on_reload), name="signals")
+                if leader is not None:
+                    tg.create_task(leader.watch(), name="ha-watch")
+                # Ready once the tasks took their first step (signal handlers installed).
+                await asyncio.sleep(0)
+                notifier.ready(_links_status(len(floor.links)))
         except* _StopRequested:
+            notifier.stopping()
             log.info("stopping")
+        except* LockLostError as lost:
+            notifier.stopping()
+            raise lost.exceptions[0] from None
