@@ -2,9 +2,11 @@
 
 ``GET /api/adjustments?date=YYYY-MM-DD[&seat=ID]``, ``POST /api/adjustments`` and
 ``DELETE /api/adjustments/{id}``. Writes go straight into the quota engine's
-:class:`~ctid.policy.Adjustments`, so targets change at the next scrape. Every request needs
-``Authorization: Bearer <http.api_token>`` when a token is configured; without one, reads are
-open (like /metrics) and writes are refused. Errors are JSON ``{"error": "field: message"}``.
+:class:`~ctid.policy.Adjustments`, so targets change at the next scrape (the daemon stores each
+entry too); while the entries stored before a restart are not loaded yet, requests get 503.
+Every request needs ``Authorization: Bearer <http.api_token>`` when a token is configured;
+without one, reads are open (like /metrics) and writes are refused. Errors are JSON
+``{"error": "field: message"}``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ctid.policy import Adjustment, Adjustments, QuotaEngine, QuotaName
 
 MAX_BODY_BYTES = 16 * 1024
 WRITES_DISABLED = "API writes disabled: set http.api_token"
+NOT_RESTORED = "adjustments stored earlier are not loaded yet (database unreachable); retry shortly"
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -143,6 +146,8 @@ class _Api:
         engine = self._host.quota
         if engine is None:
             raise _Refused(409, "no quota policy loaded: set policy.file")
+        if not engine.adjustments.restored:
+            raise _Refused(503, NOT_RESTORED)
         return engine
 
     async def _body(self, request: web.Request) -> bytes:

@@ -2,7 +2,8 @@
 
 Per PBX a :class:`~ctid.pbx_link.PbxLink`; across them one set of daily tallies, the live
 side (seat states, metrics, MQTT), and the optional engines — store, quota, compliance — each
-attached as effect sinks, event sinks and background tasks.
+attached as effect sinks, event sinks and background tasks. With a store, quota adjustments,
+activated policy versions and compliance violations are written to it too.
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ from ctid.policy import (
     QuotaScheduler,
     SystemClock,
     build_report,
-    load_policy,
     resolve_seats,
     write_report_files,
 )
 from ctid.policy.provider import EngineQuotaProvider
 from ctid.policy.reload import PolicyReloader
+from ctid.policy.versioning import PolicyDocument, read_policy
 from ctid.store.metrics import StoreCollector
+from ctid.store.policy_versions import policy_version_row
 from ctid.store.runtime import Store
+from ctid.store.violations import ViolationRecorder
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.model import Effect
 from ctid.tracker.tallies import DailyTallies
@@ -84,7 +87,7 @@ class Floor:
         if store is not None:
             sinks.append(store.writer)
             self.registry.register(StoreCollector(store.writer))
-        self.quota = self._quota_engine()
+        self.quota, document = self._quota_engine()
         self.policy_reloader: PolicyReloader | None = None
         if self.quota is not None:
             assert settings.policy.file is not None
@@ -93,6 +96,8 @@ class Floor:
                 settings.policy.file,
                 {seat.id: seat for seat in settings.seats},
                 self.registry,
+                active=document,
+                on_activated=self._policy_activated,
             )
             sinks.append(self._quota_sink)
             self.live.collector.quotas = EngineQuotaProvider(self.quota)
@@ -123,18 +128,32 @@ class Floor:
 
     # --- engines ----------------------------------------------------------------------
 
-    def _quota_engine(self) -> QuotaEngine | None:
+    def _quota_engine(self) -> tuple[QuotaEngine | None, PolicyDocument | None]:
         path = self.settings.policy.file
         if path is None:
-            return None
-        policy = load_policy(path)  # PolicyError: one line, exit 2
+            return None, None
+        policy, document = read_policy(path)  # PolicyError: one line, exit 2
         seats = resolve_seats(policy, {seat.id: seat for seat in self.settings.seats})
-        return QuotaEngine(policy, seats, Adjustments(), start=SystemClock().now())
+        adjustments = Adjustments()
+        if self.store is not None:
+            self.store.keep_adjustments(adjustments)
+            self._policy_activated(document)
+        return QuotaEngine(policy, seats, adjustments, start=SystemClock().now()), document
+
+    def _policy_activated(self, document: PolicyDocument) -> None:
+        if self.store is not None:
+            self.store.writer.put([policy_version_row(document, time.time())])
 
     def _quota_sink(self, effect: Effect) -> None:
         assert self.quota is not None
         for event in self.quota.apply(effect):
-            log.info("quota_met", seat=event.seat, quota=event.quota, day=str(event.day))
+            log.info(
+                "quota_met",
+                seat=event.seat,
+                quota=event.quota,
+                day=str(event.day),
+                policy_version=event.policy_version,
+            )
 
     async def on_quota_events(self, events: list[QuotaEvent]) -> None:
         for event in events:
@@ -143,7 +162,11 @@ class Floor:
                 report = build_report(self.quota, event.at)
                 out = self.settings.policy.report_dir
                 paths = await asyncio.to_thread(write_report_files, report, out)
-                log.info("quota_report_written", site=event.site, files=[str(p) for p in paths])
+                files = [str(p) for p in paths]
+                version = event.policy_version
+                log.info(
+                    "quota_report_written", site=event.site, files=files, policy_version=version
+                )
             else:
                 log.info(
                     event.kind,
@@ -151,6 +174,7 @@ class Floor:
                     day=str(event.day),
                     shortfall={q: round(v, 2) for q, v in event.shortfall.items()},
                     makeup_day=str(event.makeup_day) if event.makeup_day else None,
+                    policy_version=event.policy_version,
                 )
 
     def _compliance(
@@ -158,12 +182,17 @@ class Floor:
     ) -> ComplianceService | None:
         if self.settings.compliance is None:
             return None
+        recorder = None
+        if self.store is not None:
+            teams = {seat.id: seat.team for seat in self.settings.seats}
+            recorder = ViolationRecorder(self.store.writer.put, teams)
         return ComplianceService(
             load_compliance(self.settings.compliance),
             tracker_lookup(trackers),
             senders,
             self._pbx_now,
             metrics=self.live.compliance,
+            on_settled=recorder,
         )
 
     def _event_sinks(self, pbx: str) -> list[EventSink]:
@@ -194,6 +223,11 @@ class Floor:
         yield "live", self.live.run()
         if self.store is not None:
             yield "store-writer", self.store.writer.run()
+            if self.quota is not None and not self.quota.adjustments.restored:
+                restoring = self.store.restore_adjustments_later(
+                    self.quota.adjustments, self.tallies.tz
+                )
+                yield "adjustments-restore", restoring
         if self.quota is not None:
             scheduler = QuotaScheduler(self.quota, SystemClock(), self.on_quota_events)
             yield "quota-scheduler", scheduler.run()

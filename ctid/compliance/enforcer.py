@@ -2,6 +2,8 @@
 
 :meth:`Enforcer.submit` is called from the event path and only queues; :meth:`Enforcer.run`
 owns the tasks that talk to the PBX, so a slow AMI answer never holds up the next event.
+Each decision, once settled (recorded, or its action answered), goes to ``on_settled`` — the
+daemon stores it as a violation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ctid.errors import AmiError
 
 _log = structlog.get_logger(__name__)
 _HISTORY = 1000
+CANCELLED = "cancelled: ctid stopped before the PBX answered"
 
 
 class ActionSender(Protocol):
@@ -46,6 +49,10 @@ class ActionOutcome:
     answered_at: float
 
 
+Settled = Callable[[Decision, ActionOutcome | None], None]
+"""A decision with the outcome of its action (``None``: it sends no action)."""
+
+
 class Enforcer:
     def __init__(
         self,
@@ -54,8 +61,10 @@ class Enforcer:
         *,
         queue_size: int = 1024,
         clock: Callable[[], float] = time.time,
+        on_settled: Settled | None = None,
     ) -> None:
         self._settings, self._senders, self._clock = settings, senders, clock
+        self._on_settled = on_settled
         self._queue: asyncio.Queue[Decision] = asyncio.Queue(queue_size)
         self.decisions: deque[Decision] = deque(maxlen=_HISTORY)
         self.outcomes: deque[ActionOutcome] = deque(maxlen=_HISTORY)
@@ -94,6 +103,8 @@ class Enforcer:
             _log.info("compliance_violation", **_fields(decision))
         elif decision.action is Action.WARN:
             _log.warning("compliance_warning", **_fields(decision))
+        if not decision.acts and self._on_settled is not None:
+            self._on_settled(decision, None)
 
     def action_for(self, decision: Decision) -> tuple[str, dict[str, str]]:
         """The AMI action (name, headers) that carries out an enforced decision."""
@@ -121,10 +132,19 @@ class Enforcer:
                 detail = reply.get("Message") or reply.name
             except AmiError as err:
                 ok, detail = False, str(err)
+            except asyncio.CancelledError:
+                # Shutting down mid-action: the violation is still kept, its outcome unknown.
+                self._settle(ActionOutcome(decision, name, False, CANCELLED, sent_at, sent_at))
+                raise
         outcome = ActionOutcome(decision, name, ok, detail, sent_at, self._clock())
-        self.outcomes.append(outcome)
+        self._settle(outcome)
         log = _log.warning if ok else _log.error
         log("compliance_enforced", ami_action=name, ok=ok, detail=detail, **_fields(decision))
+
+    def _settle(self, outcome: ActionOutcome) -> None:
+        self.outcomes.append(outcome)
+        if self._on_settled is not None:
+            self._on_settled(outcome.decision, outcome)
 
 
 def _fields(decision: Decision) -> dict[str, object]:

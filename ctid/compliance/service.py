@@ -16,7 +16,7 @@ import structlog
 
 from ctid.ami.events import AmiEvent
 from ctid.compliance.decision import Decision, Mode
-from ctid.compliance.enforcer import ActionSender, Enforcer
+from ctid.compliance.enforcer import ActionSender, Enforcer, Settled
 from ctid.compliance.guard import ChannelLookup, ComplianceGuard
 from ctid.compliance.optout import JournalEntry, OptOutJournal, OptOutList
 from ctid.compliance.settings import ComplianceSettings
@@ -46,10 +46,11 @@ class ComplianceService:
         *,
         tick: float = TICK_SECONDS,
         metrics: DecisionMetrics | None = None,
+        on_settled: Settled | None = None,
     ) -> None:
         self.settings = settings
         self.guard = ComplianceGuard(settings, lookup, OptOutList(settings.default_region))
-        self.enforcer = Enforcer(settings.enforcement, senders)
+        self.enforcer = Enforcer(settings.enforcement, senders, on_settled=on_settled)
         data_dir = settings.do_not_call.data_dir
         self.journal = OptOutJournal(data_dir) if data_dir is not None else None
         self._pbx_clock, self._tick = pbx_clock, tick

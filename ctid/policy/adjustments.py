@@ -3,11 +3,14 @@
 Order of application: leave (no quota at all), half day (×0.5), field visit (the quotas in
 ``field_visit_reduces`` × the share of shift hours left), then manual overrides, which win.
 Nothing is deleted: revoking records a new entry, so the history answers "who changed what".
+Entries go to ``on_record`` as they are made (the daemon stores them); ``restore`` puts stored
+ones back after a restart, so ids continue where they left off.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -48,10 +51,30 @@ NO_ADJUSTMENT = DayAdjustment()
 class Adjustments:
     """In-memory store; ``version`` changes on every write so caches know to refresh."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_record: Callable[[Adjustment], None] | None = None) -> None:
         self.history: list[Adjustment] = []
         self.version = 0
+        self.on_record = on_record
+        """Called with every new entry (not with restored ones)."""
+        self.restored = True
+        """False while stored entries are still to be put back: new ids could collide with
+        theirs, so recording is refused until :meth:`restore`."""
+        self._next_id = 1
         self._active: dict[tuple[str, dt.date], dict[int, Adjustment]] = {}
+
+    def restore(self, entries: Iterable[Adjustment], next_id: int = 1) -> None:
+        """Put stored entries back (any order); new ids start at ``next_id`` or later."""
+        by_id = {item.id: item for item in self.history} | {item.id: item for item in entries}
+        self.history = [by_id[key] for key in sorted(by_id)]
+        self._active = {}
+        for item in self.history:  # id order is recording order: a revocation follows its target
+            if item.kind != "revoke":
+                self._active.setdefault((item.seat, item.day), {})[item.id] = item
+            elif item.revokes is not None:
+                self._active.get((item.seat, item.day), {}).pop(item.revokes, None)
+        self._next_id = max(self._next_id, next_id, max(by_id, default=0) + 1)
+        self.restored = True
+        self.version += 1
 
     def leave(
         self, seat: str, day: dt.date, *, by: str, at: dt.datetime, reason: str
@@ -89,8 +112,9 @@ class Adjustments:
         target = next((a for a in self.history if a.id == adjustment_id), None)
         if target is None or adjustment_id not in self._active.get((target.seat, target.day), {}):
             raise PolicyError(f"no active adjustment {adjustment_id}")
-        del self._active[(target.seat, target.day)][adjustment_id]
-        return self._record(target.seat, target.day, "revoke", by, at, reason, revokes=target.id)
+        entry = self._record(target.seat, target.day, "revoke", by, at, reason, revokes=target.id)
+        del self._active[(target.seat, target.day)][adjustment_id]  # only once recorded
+        return entry
 
     def for_day(self, seat: str, day: dt.date) -> DayAdjustment:
         active = self._active.get((seat, day))
@@ -126,13 +150,18 @@ class Adjustments:
             raise PolicyError("an adjustment needs 'by' and 'reason' for the audit trail")
         if at.tzinfo is None:
             raise PolicyError("adjustment time must be timezone-aware")
+        if not self.restored:
+            raise PolicyError("earlier adjustments are not loaded from the store yet")
         entry = Adjustment(
-            len(self.history) + 1, seat, day, kind, by, at, reason, hours, quota, value, revokes
+            self._next_id, seat, day, kind, by, at, reason, hours, quota, value, revokes
         )
+        self._next_id += 1
         self.history.append(entry)
         if kind != "revoke":
             self._active.setdefault((seat, day), {})[entry.id] = entry
         self.version += 1
+        if self.on_record is not None:
+            self.on_record(entry)
         return entry
 
 

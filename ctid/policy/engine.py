@@ -52,6 +52,8 @@ class QuotaEvent:
     quota: QuotaName | None = None
     shortfall: Mapping[QuotaName, float] = field(default_factory=dict)
     makeup_day: dt.date | None = None
+    policy_version: str = ""
+    """The ``version`` of the policy that judged it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,8 @@ class QuotaEngine:
         counters[quota] = after = before + amount
         target = self._day_targets(seat, day).targets.get(quota)
         if target is not None and not reached(before, target) and reached(after, target):
-            return [QuotaEvent("quota_met", at, day, seat, self.profile(seat).site, quota)]
+            site, version = self.profile(seat).site, self.policy.version
+            return [QuotaEvent("quota_met", at, day, seat, site, quota, policy_version=version)]
         return []
 
     def _add_call(self, call: Call) -> list[QuotaEvent]:
@@ -284,7 +287,10 @@ class QuotaEngine:
         evaluations = [self.evaluate(seat.id, at, day) for seat in seats]
         working = [e for e in evaluations if e.status != "off"]
         if kind is Checkpoint.REPORT:
-            return [QuotaEvent("report_due", at, day, site=site_name)] if working else []
+            due = QuotaEvent(
+                "report_due", at, day, site=site_name, policy_version=self.policy.version
+            )
+            return [due] if working else []
         wanted: dict[Checkpoint, tuple[EventKind, set[Status]]] = {
             Checkpoint.PACE: ("behind_pace", {"behind", "at_risk"}),
             Checkpoint.END_OF_DAY: ("eod_shortfall", {"short"}),
@@ -307,7 +313,10 @@ class QuotaEngine:
             # Robots do not come in on Sunday; a make-up day is not itself made up again.
             if kind is Checkpoint.GRACE_END and not evaluation.makeup and seat.kind == "human":
                 makeup = makeup_day_after(site, day)
+            version = self.policy.version
             events.append(
-                QuotaEvent(event_kind, at, day, seat.id, site_name, None, shortfall, makeup)
+                QuotaEvent(
+                    event_kind, at, day, seat.id, site_name, None, shortfall, makeup, version
+                )
             )
         return events

@@ -3,7 +3,8 @@
 The file's mtime, size and inode are polled every :data:`POLL_SECONDS` — cheaper to own than a
 file-watcher dependency, and fast enough for a file people edit by hand. A file that does not
 load keeps the old policy in force: one ``policy_reload_failed`` line per change, and a count
-in ``ctid_policy_reload_failures_total``.
+in ``ctid_policy_reload_failures_total``. Each policy swapped in goes to ``on_activated``
+(the daemon records it in the store's ``policy_versions``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
@@ -19,7 +20,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ctid.errors import PolicyError
 from ctid.policy.engine import QuotaEngine
-from ctid.policy.loader import ConfigSeat, load_policy, resolve_seats
+from ctid.policy.loader import ConfigSeat, resolve_seats
+from ctid.policy.versioning import PolicyDocument, read_policy
 
 POLL_SECONDS = 2.0
 
@@ -45,9 +47,14 @@ class PolicyReloader:
         registry: CollectorRegistry,
         *,
         interval: float | None = None,
+        active: PolicyDocument | None = None,
+        on_activated: Callable[[PolicyDocument], None] | None = None,
     ) -> None:
         self.engine = engine
         self.path = path
+        self.active = active
+        """The document of the policy in force (``None``: not known)."""
+        self._on_activated = on_activated
         self._config_seats = dict(config_seats)
         self.interval = POLL_SECONDS if interval is None else interval
         self._requested = asyncio.Event()
@@ -77,7 +84,7 @@ class PolicyReloader:
     async def reload(self) -> bool:
         """Load the file and swap it in; False (old policy kept) if it does not load."""
         try:
-            policy = await asyncio.to_thread(load_policy, self.path)
+            policy, document = await asyncio.to_thread(read_policy, self.path)
             seats = resolve_seats(policy, self._config_seats)
         except PolicyError as err:
             self.failures.inc()
@@ -85,5 +92,18 @@ class PolicyReloader:
             return False
         previous = self.engine.policy.version
         self.engine.replace_policy(policy, seats)
-        log.info("policy_reloaded", file=str(self.path), version=policy.version, previous=previous)
+        log.info(
+            "policy_reloaded",
+            file=str(self.path),
+            version=policy.version,
+            previous=previous,
+            digest=document.digest,
+        )
+        old = self.active
+        if old is not None and old.version == document.version and old.digest != document.digest:
+            # Reports and events carry the label only: this edit is indistinguishable there.
+            log.warning("policy_version_label_unchanged", file=str(self.path), version=old.version)
+        self.active = document
+        if self._on_activated is not None:
+            self._on_activated(document)
         return True

@@ -2,7 +2,8 @@
 
 Built from the engine at a moment (typically ``end_of_day - report_before_eod_minutes``); fines
 are what the shortfall at that moment would cost. Robot seats are listed apart and left out of
-the team roll-ups, so automation does not hide a team's human shortfall.
+the team roll-ups, so automation does not hide a team's human shortfall. Every row names the
+policy ``version`` that judged it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ COLUMNS = (
     *(f"attainment_{q}" for q in QUOTA_NAMES),
     "status",
     "fine",
+    "policy_version",
 )
 
 
@@ -49,6 +51,7 @@ class ReportRow:
     attainment: dict[QuotaName, float]
     status: Status
     fine: float
+    policy_version: str = ""
 
     def as_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -60,7 +63,8 @@ class ReportRow:
         }
         record |= {q: round(self.actuals.get(q, 0.0), 2) for q in QUOTA_NAMES}
         record |= {f"attainment_{q}": _ratio(self.attainment.get(q)) for q in QUOTA_NAMES}
-        return record | {"status": self.status, "fine": round(self.fine, 2)}
+        extra = {"status": self.status, "fine": round(self.fine, 2)}
+        return record | extra | {"policy_version": self.policy_version}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +93,9 @@ def _ratio(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _row(evaluation: SeatEvaluation, actuals: dict[QuotaName, float]) -> ReportRow:
+def _row(
+    evaluation: SeatEvaluation, actuals: dict[QuotaName, float], policy_version: str
+) -> ReportRow:
     seat = evaluation.seat
     return ReportRow(
         team=seat.team,
@@ -102,6 +108,7 @@ def _row(evaluation: SeatEvaluation, actuals: dict[QuotaName, float]) -> ReportR
         attainment={q: p.attainment for q, p in evaluation.quotas.items()},
         status=evaluation.status,
         fine=evaluation.fine,
+        policy_version=policy_version,
     )
 
 
@@ -134,7 +141,8 @@ def build_report(engine: QuotaEngine, now: dt.datetime) -> EodReport:
     robots: list[ReportRow] = []
     by_team: dict[str, list[SeatEvaluation]] = {}
     for evaluation in evaluations:
-        row = _row(evaluation, engine.actuals(evaluation.seat.id, evaluation.day))
+        actuals = engine.actuals(evaluation.seat.id, evaluation.day)
+        row = _row(evaluation, actuals, engine.policy.version)
         if evaluation.seat.kind == "robot":
             robots.append(row)
             continue

@@ -22,7 +22,17 @@ class StoreRow(NamedTuple):
     values: dict[str, Any]
 
 
-TABLE_ORDER = ("calls", "call_segments", "internal_talk", "internal_calls", "cdrs", "gaps")
+TABLE_ORDER = (
+    "calls",
+    "call_segments",
+    "internal_talk",
+    "internal_calls",
+    "cdrs",
+    "gaps",
+    "policy_versions",
+    "quota_adjustments",
+    "violations",
+)
 """Write order inside one transaction: a call before its segments (foreign key)."""
 
 

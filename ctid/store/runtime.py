@@ -3,7 +3,8 @@
 ``open_store`` is an async context manager; the daemon runs ``store.writer.run()`` in its
 TaskGroup and hands the writer its rows (see docs/store.md, "Wiring").  A database that is
 down at start does not stop the daemon: rows queue and spool, and the migration (or schema
-check) runs before the writer's first successful write.
+check) runs before the writer's first successful write.  Stored quota adjustments are loaded
+at start too (``Store.adjustments``), or later by ``restore_adjustments_later``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,26 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import Engine
 
 from ctid.ami.events import CdrWritten
 from ctid.errors import StoreError
+from ctid.policy.adjustments import Adjustments
+from ctid.store.adjustments import (
+    RESTORE_DAYS,
+    StoredAdjustments,
+    adjustment_row,
+    load_adjustments,
+    restore,
+    restore_when_reachable,
+)
 from ctid.store.directory import SeatInfo, sync_directory
 from ctid.store.engine import ensure_sqlite_dir, make_engine, sqlite_path, store_url
 from ctid.store.migrate import check_schema, upgrade_engine
@@ -37,10 +50,31 @@ CLOSE_GRACE_S = 5.0
 class Store:
     engine: Engine
     writer: StoreWriter
+    adjustments: StoredAdjustments | None = None
+    """Quota adjustments loaded at start; ``None`` when the database was not usable then."""
+    spool: Path | None = None
 
     def cdr_sink(self, pbx: str) -> Callable[[CdrWritten], None]:
         """What a PBX's pipeline calls for each ``Cdr`` event it normalises."""
         return lambda cdr: self.writer.record_cdr(pbx, cdr)
+
+    def keep_adjustments(self, adjustments: Adjustments) -> None:
+        """Store every new entry through the writer; put the stored ones back.
+
+        Not loaded at start: ``adjustments`` refuses new entries (their ids could collide)
+        until :meth:`restore_adjustments_later` has loaded them.
+        """
+        adjustments.on_record = lambda entry: self.writer.put([adjustment_row(entry)])
+        if self.adjustments is not None:
+            restore(adjustments, self.adjustments)
+        else:
+            adjustments.restored = False
+
+    def restore_adjustments_later(
+        self, adjustments: Adjustments, tz: ZoneInfo
+    ) -> Coroutine[Any, Any, None]:
+        """The task that loads the adjustments once the database answers."""
+        return restore_when_reachable(self.engine, adjustments, lambda: _since(tz), self.spool)
 
 
 def open_engine(url: str, *, auto_upgrade: bool) -> Engine:
@@ -91,13 +125,15 @@ async def open_store(
     engine = make_engine(url)
     try:
         today = dt.datetime.fromtimestamp(now(), tallies.tz).date()
-        ready = await asyncio.to_thread(
-            _prepare, engine, settings, tallies, today, (list(seats), list(pbxs))
+        spool = settings.spool_path if settings.spool_rows else None
+        stored = await asyncio.to_thread(
+            _prepare, engine, settings, tallies, today, (list(seats), list(pbxs)), spool
         )
+        ready = stored is not None
         prepare = None if ready else (upgrade_engine if settings.auto_upgrade else check_schema)
         writer = StoreWriter.from_settings(engine, settings, prepare=prepare)
         try:
-            yield Store(engine, writer)
+            yield Store(engine, writer, stored, spool)
         finally:
             await writer.close(CLOSE_GRACE_S)
     finally:
@@ -110,15 +146,22 @@ def _prepare(
     tallies: DailyTallies,
     today: dt.date,
     directory: tuple[list[SeatInfo], list[str]],
-) -> bool:
-    """Migrate, copy the directory, restore today; ``False`` if the database is not usable."""
+    spool: Path | None,
+) -> StoredAdjustments | None:
+    """Migrate, copy the directory, restore today, load the adjustments; ``None`` if the
+    database is not usable."""
     try:
         (upgrade_engine if settings.auto_upgrade else check_schema)(engine)
         sync_directory(engine, *directory)
         # Only this instance's PBXs (others may share the database); none named: all of them.
         restored = restore_tallies(engine, tallies, today, directory[1] or None)
+        adjustments = load_adjustments(engine, today - dt.timedelta(days=RESTORE_DAYS), spool)
     except StoreError as err:
         log.warning("store_unavailable_at_start", error=str(err))
-        return False
+        return None
     log.info("store_ready", restored_seats=restored, day=today.isoformat())
-    return True
+    return adjustments
+
+
+def _since(tz: ZoneInfo) -> dt.date:
+    return dt.datetime.now(tz).date() - dt.timedelta(days=RESTORE_DAYS)

@@ -72,6 +72,16 @@ class UtcTimestamp(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+class IsoDate(TypeDecorator[dt.date]):
+    """A calendar date that also binds ``YYYY-MM-DD`` text (rows stay JSON-friendly)."""
+
+    impl = Date
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.date | str | None, dialect: Dialect) -> dt.date | None:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _pbx() -> Column[str]:
     return Column("pbx", String(64), primary_key=True)
 
@@ -188,7 +198,9 @@ gaps = Table(
     Column("ended_at", UtcTimestamp()),
 )
 
-# --- for later issues: policy, compliance and quotas write here ------------------------
+# --- audit tables: policy versions, compliance violations, quota adjustments ------------
+# Written once, never updated: ``info["append_only"]`` makes the writer insert-if-absent on
+# ``info["natural_key"]`` (the autoincrement ``id`` is unknown until the row is stored).
 
 policy_versions = Table(
     "policy_versions",
@@ -198,32 +210,45 @@ policy_versions = Table(
     Column("digest", String(64), nullable=False, unique=True),
     Column("activated_at", UtcTimestamp(), nullable=False),
     Column("document", Text, nullable=False),
+    info={"natural_key": ("digest",), "append_only": True},
 )
 
 violations = Table(
     "violations",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    # sha256 of (pbx, rule, time, linkedid, seat): a row sent twice (spool replay) is kept once.
+    Column("fingerprint", String(64), nullable=False, unique=True),
     Column("pbx", String(64)),
     Column("linkedid", String(64)),
     Column("seat", String(64)),
     Column("rule", String(64), nullable=False),
+    # The rule's mode (observe, warn, enforce); the action taken is in ``detail``.
     Column("severity", String(16), nullable=False),
     Column("at", UtcTimestamp(), nullable=False),
+    # Team, masked number, action and outcome, policy version, reason: never the full number.
     Column("detail", JSON, nullable=False),
     Index(None, "seat", "at"),
+    Index(None, "at"),
+    info={"natural_key": ("fingerprint",), "append_only": True},
 )
 
 quota_adjustments = Table(
     "quota_adjustments",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Assigned by the daemon (the API answers with it before the row is written), continuing
+    # from the largest stored id after a restart.
+    Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seat", String(64), nullable=False),
-    Column("day", Date, nullable=False),
-    Column("metric", String(32), nullable=False),
-    Column("delta", Float, nullable=False),
-    Column("reason", Text, nullable=False, default=""),
-    Column("created_at", UtcTimestamp(), nullable=False),
-    Column("created_by", String(64), nullable=False, default=""),
+    Column("day", IsoDate(), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("hours", Float, nullable=False, default=0.0),
+    Column("quota", String(32)),
+    Column("value", Float),
+    Column("revokes", Integer),
+    Column("by", String(128), nullable=False),
+    Column("at", UtcTimestamp(), nullable=False),
+    Column("reason", Text, nullable=False),
     Index(None, "seat", "day"),
+    info={"append_only": True},
 )

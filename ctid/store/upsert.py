@@ -1,6 +1,8 @@
 """Idempotent batch writes: ``INSERT ... ON CONFLICT (primary key) DO UPDATE``, executemany.
 
-Blocking: the writer runs these in a worker thread.
+Audit tables (``info["append_only"]``) are ``DO NOTHING`` instead: a stored entry is never
+changed, and a re-sent one is absorbed. Their conflict key is ``info["natural_key"]`` where
+the primary key is assigned by the database. Blocking: the writer runs these in a thread.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from ctid.store.rows import TABLE_ORDER, StoreRow
 from ctid.store.schema import metadata
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    table.name: tuple(column.name for column in table.primary_key)
+    table.name: tuple(table.info.get("natural_key", ()))
+    or tuple(column.name for column in table.primary_key)
     for table in metadata.sorted_tables
 }
+"""The conflict key of each table: its natural key if declared, else its primary key."""
 
 
 def write_rows(engine: Engine, rows: Sequence[StoreRow]) -> None:
@@ -53,11 +57,16 @@ def group_by_table(rows: Sequence[StoreRow]) -> dict[str, list[dict[str, Any]]]:
 def upsert_statement(dialect: str, table_name: str) -> Insert:
     table = metadata.tables[table_name]
     keys = PRIMARY_KEYS[table_name]
+    append_only = bool(table.info.get("append_only"))
     if dialect == "sqlite":
         lite = sqlite.insert(table)
+        if append_only:
+            return lite.on_conflict_do_nothing(index_elements=keys)
         return lite.on_conflict_do_update(index_elements=keys, set_=_updates(table, lite, keys))
     if dialect == "postgresql":
         pg = postgresql.insert(table)
+        if append_only:
+            return pg.on_conflict_do_nothing(index_elements=keys)
         return pg.on_conflict_do_update(index_elements=keys, set_=_updates(table, pg, keys))
     raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
 

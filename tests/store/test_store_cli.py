@@ -53,7 +53,7 @@ def test_db_upgrade_reports_the_revision(
 ) -> None:
     assert main(["db", "upgrade", "--db", sqlite_url]) == 0
     assert main(["db", "upgrade", "--db", sqlite_url]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("schema at revision 0001")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("schema at revision 0002")
 
 
 def test_reconcile_table_names_each_call_and_why_billsec_differs(
@@ -132,6 +132,7 @@ def test_report_daily_json_equals_the_replayed_tallies(
         "kind": "daily",
         "first": "2026-11-23",
         "last": "2026-11-23",
+        "through": "2026-11-23",
         "timezone": "Asia/Shanghai",
     }
     replay = replay_streams(capture_streams("mixed_busy_period"))
