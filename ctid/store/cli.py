@@ -1,10 +1,11 @@
-"""Store commands: ``ctid db upgrade``, ``ctid reconcile``, ``ctid report daily|weekly|monthly``.
+"""Store commands: ``ctid db upgrade``, ``ctid reconcile``, ``ctid report PERIOD``.
 
 ``register(sub, report)`` adds them to ctid's parser the way ``ctid.policy.cli`` does: ``db``
-and ``reconcile`` to the top-level subparsers, ``daily``/``weekly``/``monthly`` to those of
-``ctid report``.  Each sets ``handler(args) -> exit code``, which loads the settings
-(``--config``) and calls a store handler ``(args, settings) -> exit code``.  User mistakes
-raise :class:`InputError` or :class:`StoreError` (one line); ``ctid.cli.main`` prints them.
+and ``reconcile`` to the top-level subparsers, the periods (``daily``, ``weekly``, ``dekad``,
+``monthly``) to those of ``ctid report``.  Each sets ``handler(args) -> exit code``, which
+loads the settings (``--config``) and calls a store handler ``(args, settings) -> exit code``.
+User mistakes raise :class:`InputError` or :class:`StoreError` (one line); ``ctid.cli.main``
+prints them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from ctid.config import Settings, load_settings
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 Handler = Callable[[argparse.Namespace, Settings], int]
-PERIODS = ("daily", "weekly", "monthly")
+PERIODS = ("daily", "weekly", "dekad", "monthly")
 """As :data:`ctid.store.reporting.PeriodKind` (not imported: it would pull SQLAlchemy in)."""
 FORMATS = ("table", "json", "csv")
+REPORT_FORMATS = (*FORMATS, "html")
 
 
 def register(sub: Subparsers, report: Subparsers) -> None:
@@ -85,16 +87,41 @@ def _register_reconcile(sub: Subparsers) -> None:
     parser.set_defaults(handler=with_settings("ctid.store.reconcile_cli", "reconcile_command"))
 
 
+_SPANS = {
+    "daily": "a day",
+    "weekly": "an ISO week (Monday-Sunday)",
+    "dekad": "a dekad (days 1-10, 11-20 or 21 to the end of a month)",
+    "monthly": "a month",
+}
+
+
 def _register_period(report: Subparsers, kind: str) -> None:
-    span = {"daily": "a day", "weekly": "an ISO week (Monday-Sunday)", "monthly": "a month"}
     parser = report.add_parser(
         kind,
-        help=f"per-seat results of {span[kind]} from the store",
-        description=f"Per seat over {span[kind]}: calls, answered and effective calls, talk and "
-        "hold minutes, faxes, quota attainment (when quotas exist), ranked by talk time.",
+        help=f"per-seat results of {_SPANS[kind]} from the store",
+        description=f"Per seat over {_SPANS[kind]}, counted up to and including --date: calls, "
+        "answered and effective calls, talk and hold minutes, faxes, dials, ranked by talk "
+        "time (robot seats apart). With a quota policy (--policy or [policy] file): each "
+        "quota's attainment (actual / the sum of the days' targets), fines summed day by day, "
+        "and team and centre totals of the human seats.",
     )
     _common(parser)
-    parser.add_argument("--date", help="a day in the period (YYYY-MM-DD; default today)")
+    parser.add_argument(
+        "--date",
+        help="the report date (YYYY-MM-DD; default today): its period, counted up to and "
+        "including it; give the period's last day for a whole past period",
+    )
     parser.add_argument("--team", help="only seats of this team")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--policy", type=Path, metavar="FILE", help="quota policy file (default: [policy] file)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=REPORT_FORMATS,
+        default="table",
+        help="table (default), json, csv (one row per seat) or html (one self-contained page)",
+    )
+    parser.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the report to FILE (default: stdout)"
+    )
     parser.set_defaults(handler=with_settings("ctid.store.commands", "report_command"), period=kind)

@@ -1,25 +1,25 @@
-"""``ctid report daily|weekly|monthly``: per-seat results from the store, as a leaderboard.
+"""``ctid report daily|weekly|dekad|monthly``: per-seat results from the store, as a leaderboard.
 
-Seats are ranked by talk time, then effective calls (ties share a rank: 1, 2, 2, 4).
-``attainment`` is a hook for quotas (a later issue): a callable giving a seat's fraction of
-its target for the period, or ``None`` — the column is there, empty, until quotas exist.
+A period is a day, an ISO week, a dekad (旬: days 1–10, 11–20, 21–end of a month) or a month,
+counted up to and including the report date, so a month-to-date report owes nothing for days
+still to come. Human seats are ranked by talk time, then effective calls (ties share a rank:
+1, 2, 2, 4); robot seats are ranked apart. With a quota policy each row carries the seat's
+:class:`~ctid.policy.period.SeatPeriod` (targets, attainment, fines) and the report has team
+and centre roll-ups of the human seats.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
-from ctid.report import display_width
+from ctid.policy.period import SeatPeriod, Totals
 from ctid.store.directory import SeatInfo
 from ctid.tracker.tallies import SeatTally
 
-PeriodKind = Literal["daily", "weekly", "monthly"]
+PeriodKind = Literal["daily", "weekly", "dekad", "monthly"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,21 +27,35 @@ class Period:
     kind: PeriodKind
     first: dt.date
     last: dt.date
+    through: dt.date
+    """The report date: the period is counted from ``first`` up to and including it."""
+
+    def days(self) -> Iterator[dt.date]:
+        """The days counted: ``first`` through ``through``."""
+        day = self.first
+        while day <= self.through:
+            yield day
+            day += dt.timedelta(days=1)
 
 
 def period_for(kind: PeriodKind, day: dt.date) -> Period:
-    """The day itself, its ISO week (Monday–Sunday) or its calendar month."""
+    """The day itself, its ISO week (Monday–Sunday), its dekad or its calendar month."""
     if kind == "daily":
-        return Period(kind, day, day)
+        return Period(kind, day, day, day)
     if kind == "weekly":
         monday = day - dt.timedelta(days=day.weekday())
-        return Period(kind, monday, monday + dt.timedelta(days=6))
-    first = day.replace(day=1)
-    following = (first + dt.timedelta(days=32)).replace(day=1)
-    return Period(kind, first, following - dt.timedelta(days=1))
+        return Period(kind, monday, monday + dt.timedelta(days=6), day)
+    month_end = _month_end(day)
+    if kind == "dekad":
+        start = min((day.day - 1) // 10, 2) * 10 + 1  # 1, 11 or 21: the third runs to month end
+        last = month_end if start == 21 else day.replace(day=start + 9)
+        return Period(kind, day.replace(day=start), last, day)
+    return Period(kind, day.replace(day=1), month_end, day)
 
 
-Attainment = Callable[[str, Period, SeatTally], float | None]
+def _month_end(day: dt.date) -> dt.date:
+    following = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return following - dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,40 +64,71 @@ class ReportRow:
     seat: str
     name: str
     team: str
+    kind: str
     calls: int
     answered: int
     effective: int
     talk_seconds: float
     hold_seconds: float
     faxes: int
-    attainment: float | None
+    dials: int
+    quota: SeatPeriod | None
+    """Targets, attainment and fines, when a policy is given."""
 
     @property
     def talk_minutes(self) -> float:
         return self.talk_seconds / 60
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaSummary:
+    policy_version: str
+    currency: str
+    teams: list[Totals]
+    centre: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodReport:
+    period: Period
+    timezone: str
+    team: str | None
+    completeness: Mapping[str, float]
+    seats: list[ReportRow]
+    """Human seats, ranked."""
+    robots: list[ReportRow]
+    """Robot seats, ranked among themselves and left out of the roll-ups."""
+    quotas: QuotaSummary | None
+    """``None`` without a policy."""
+
+
 def build_rows(
-    period: Period,
     totals: Mapping[str, SeatTally],
     seats: Mapping[str, SeatInfo],
     *,
     team: str | None = None,
-    attainment: Attainment | None = None,
-) -> list[ReportRow]:
-    """Every known seat (idle ones too: a leaderboard shows who did nothing), ranked."""
-    names = sorted(set(totals) | set(seats))
-    unranked = []
-    for seat in names:
+    quotas: Mapping[str, SeatPeriod] | None = None,
+) -> tuple[list[ReportRow], list[ReportRow]]:
+    """Every known seat (idle ones too: a leaderboard shows who did nothing), ranked:
+    ``(humans, robots)``."""
+    humans: list[tuple[str, SeatInfo, SeatTally]] = []
+    robots: list[tuple[str, SeatInfo, SeatTally]] = []
+    for seat in sorted(set(totals) | set(seats)):
         info = seats.get(seat, SeatInfo(seat))
         if team is not None and info.team != team:
             continue
-        t = totals.get(seat, SeatTally())
-        score = attainment(seat, period, t) if attainment else None
-        unranked.append((seat, info, t, score))
-    unranked.sort(key=lambda item: (-item[2].talk_seconds, -item[2].effective, item[0]))
+        entry = (seat, info, totals.get(seat, SeatTally()))
+        (robots if info.kind == "robot" else humans).append(entry)
+    found = quotas or {}
+    return _ranked(humans, found), _ranked(robots, found)
+
+
+def _ranked(
+    entries: list[tuple[str, SeatInfo, SeatTally]], quotas: Mapping[str, SeatPeriod]
+) -> list[ReportRow]:
+    entries.sort(key=lambda item: (-item[2].talk_seconds, -item[2].effective, item[0]))
     rows: list[ReportRow] = []
-    for position, (seat, info, t, score) in enumerate(unranked, start=1):
+    for position, (seat, info, t) in enumerate(entries, start=1):
         previous = rows[-1] if rows else None
         tied = previous and (previous.talk_seconds, previous.effective) == (
             t.talk_seconds,
@@ -92,100 +137,8 @@ def build_rows(
         rank = previous.rank if previous and tied else position
         rows.append(
             ReportRow(
-                rank, seat, info.name, info.team, t.calls, t.answered, t.effective,
-                t.talk_seconds, t.hold_seconds, t.faxes, score,
+                rank, seat, info.name, info.team, info.kind, t.calls, t.answered, t.effective,
+                t.talk_seconds, t.hold_seconds, t.faxes, t.outbound, quotas.get(seat),
             )
         )  # fmt: skip
     return rows
-
-
-CSV_COLUMNS = (
-    "rank",
-    "seat",
-    "name",
-    "team",
-    "calls",
-    "answered",
-    "effective",
-    "talk_minutes",
-    "hold_minutes",
-    "faxes",
-    "attainment",
-)
-
-
-def _flat(row: ReportRow) -> dict[str, Any]:
-    out = asdict(row)
-    out["talk_minutes"] = round(row.talk_seconds / 60, 2)
-    out["hold_minutes"] = round(row.hold_seconds / 60, 2)
-    out["talk_seconds"] = round(row.talk_seconds, 3)
-    out["hold_seconds"] = round(row.hold_seconds, 3)
-    return out
-
-
-def to_json(
-    period: Period,
-    rows: list[ReportRow],
-    timezone: str,
-    team: str | None,
-    completeness: Mapping[str, float],
-) -> str:
-    document = {
-        "period": {
-            "kind": period.kind,
-            "first": period.first.isoformat(),
-            "last": period.last.isoformat(),
-            "timezone": timezone,
-        },
-        "team": team,
-        "completeness": {pbx: round(share, 6) for pbx, share in completeness.items()},
-        "seats": [_flat(row) for row in rows],
-    }
-    return json.dumps(document, ensure_ascii=False, indent=2)
-
-
-def to_csv(rows: list[ReportRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        flat = _flat(row)
-        writer.writerow(["" if flat[c] is None else flat[c] for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def to_table(period: Period, rows: list[ReportRow], completeness: Mapping[str, float]) -> str:
-    header = ("#", "seat", "name", "team", "calls", "answ", "eff", "talk min", "hold min",
-              "fax", "attain")  # fmt: skip
-    body = [
-        (
-            str(r.rank), r.seat, r.name, r.team, str(r.calls), str(r.answered),
-            str(r.effective), f"{r.talk_minutes:.1f}", f"{r.hold_seconds / 60:.1f}",
-            str(r.faxes), "" if r.attainment is None else f"{r.attainment:.0%}",
-        )
-        for r in rows
-    ]  # fmt: skip
-    lines = _align([header, *body], left={1, 2, 3})
-    lines.insert(1, "-" * max((display_width(line) for line in lines), default=0))
-    title = f"{period.kind} {period.first.isoformat()}"
-    if period.last != period.first:
-        title += f" .. {period.last.isoformat()}"
-    # Only worth a line when an AMI gap means some calls may be missing from the numbers.
-    lines += [
-        f"{pbx}: AMI connected {share:.1%} of the period (calls in gaps are missing)"
-        for pbx, share in completeness.items()
-        if share < 1.0
-    ]
-    return "\n".join([title, *lines]) + "\n"
-
-
-def _align(rows: list[tuple[str, ...]], left: set[int]) -> list[str]:
-    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for r in rows:
-        cells = []
-        for i, cell in enumerate(r):
-            fill = " " * (widths[i] - display_width(cell))
-            cells.append(cell + fill if i in left else fill + cell)
-        out.append("  ".join(cells).rstrip())
-    return out
