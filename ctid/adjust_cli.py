@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import getpass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from ctid.config import load_settings
-from ctid.errors import CtidError
-
-TIMEOUT_SECONDS = 10.0
+from ctid.daemon_client import call_daemon
 
 
 def register(sub: Any) -> None:
@@ -67,7 +61,7 @@ def _add(args: argparse.Namespace) -> int:
     for key in ("hours", "quota", "value"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    entry = _call(args, "POST", "/api/adjustments", body=body)
+    entry = call_daemon(args.config, args.url, "POST", "/api/adjustments", body=body)
     print(f"recorded #{entry['id']}: {_describe(entry)}")
     return 0
 
@@ -76,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
     query = {"date": (args.date or dt.date.today()).isoformat()}
     if args.seat:
         query["seat"] = args.seat
-    answer = _call(args, "GET", "/api/adjustments", query=query)
+    answer = call_daemon(args.config, args.url, "GET", "/api/adjustments", query=query)
     for entry in answer["adjustments"]:
         state = "active" if entry["active"] else "-"
         print(
@@ -90,7 +84,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     body = {"who": args.who or getpass.getuser(), "why": args.why}
-    entry = _call(args, "DELETE", f"/api/adjustments/{args.id}", body=body)
+    entry = call_daemon(args.config, args.url, "DELETE", f"/api/adjustments/{args.id}", body=body)
     print(f"revoked #{args.id} (recorded as #{entry['id']})")
     return 0
 
@@ -104,49 +98,3 @@ def _describe(entry: dict[str, Any]) -> str:
     elif entry["kind"] == "revoke":
         what += f" #{entry['revokes']}"
     return f"{what} for seat {entry['seat']} on {entry['date']}"
-
-
-def _call(
-    args: argparse.Namespace,
-    method: str,
-    path: str,
-    *,
-    body: dict[str, Any] | None = None,
-    query: dict[str, str] | None = None,
-) -> Any:
-    settings = load_settings(args.config)
-    http = settings.http
-    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
-    base = (args.url or f"http://{host}:{http.port}").rstrip("/")
-    token = http.resolved_api_token()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return asyncio.run(_request(method, base + path, headers, body, query))
-
-
-async def _request(
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    body: dict[str, Any] | None,
-    query: dict[str, str] | None,
-) -> Any:
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, url, json=body, params=query, headers=headers) as response,
-        ):
-            try:
-                answer = await response.json(content_type=None)
-            except ValueError:
-                answer = None
-            if response.status >= 400:
-                error = answer.get("error") if isinstance(answer, dict) else response.reason
-                raise CtidError(f"daemon refused ({response.status}): {error}")
-            return answer
-    except aiohttp.ClientConnectionError as err:
-        raise CtidError(
-            f"cannot reach the daemon at {url} ({err}); is 'ctid run' running?"
-        ) from err
-    except TimeoutError as err:
-        raise CtidError(f"no answer from the daemon at {url} within {TIMEOUT_SECONDS:g} s") from err

@@ -21,7 +21,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ctid.errors import PolicyError
-from ctid.policy import Adjustment, Adjustments, QuotaEngine, QuotaName
+from ctid.policy import Adjustment, Adjustments, QuotaEngine, QuotaName, SystemClock, build_report
+from ctid.policy.report import report_json
 
 MAX_BODY_BYTES = 16 * 1024
 WRITES_DISABLED = "API writes disabled: set http.api_token"
@@ -80,6 +81,7 @@ def add_api_routes(app: web.Application, host: QuotaHost, *, token: str | None) 
     app.router.add_get("/api/adjustments", api.handle(api.list_adjustments, write=False))
     app.router.add_post("/api/adjustments", api.handle(api.add, write=True))
     app.router.add_delete("/api/adjustments/{id}", api.handle(api.revoke, write=True))
+    app.router.add_get("/api/quota/today", api.handle(api.quota_today, write=False))
 
 
 def adjustment_json(item: Adjustment, active: bool) -> dict[str, Any]:
@@ -157,6 +159,11 @@ class _Api:
         if len(body) > MAX_BODY_BYTES:
             raise _Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
         return body
+
+    async def quota_today(self, request: web.Request) -> web.Response:
+        """Today's end-of-day report as of now (``ctid report today`` without capture files)."""
+        engine = self._engine()
+        return _json(report_json(build_report(engine, SystemClock().now())))
 
     async def list_adjustments(self, request: web.Request) -> web.Response:
         adjustments = self._engine().adjustments

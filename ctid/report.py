@@ -123,6 +123,25 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
+def aligned_rows(rows: list[tuple[str, ...]], left: set[int]) -> list[str]:
+    """Cells padded to their column's display width; columns in ``left`` left-aligned."""
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = []
+        for i, cell in enumerate(r):
+            fill = " " * (widths[i] - display_width(cell))
+            cells.append(cell + fill if i in left else fill + cell)
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def ruled(lines: list[str]) -> list[str]:
+    """A rule under the first line (the header), as wide as the widest line."""
+    lines.insert(1, "-" * max((display_width(line) for line in lines), default=0))
+    return lines
+
+
 def _pad(text: str, width: int, left: bool) -> str:
     fill = " " * (width - display_width(text))
     return text + fill if left else fill + text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,11 +28,17 @@ def register(sub: Any, report: Any) -> None:
 
     today = report.add_parser(
         "today",
-        help="today's quota report from recorded AMI streams",
-        description="Replay AMI captures through the quota engine and write today's per-team "
-        "quota report (quota-YYYY-MM-DD.csv and .json) as of now, or as of --at.",
+        help="today's quota report, from the running daemon or recorded AMI streams",
+        description="Without FILE: ask the running daemon (URL and token from [http]) for "
+        "today's per-team quota report as of now and print it. With capture FILEs: replay them "
+        "through the quota engine and write the report (quota-YYYY-MM-DD.csv and .json) as of "
+        "now, or as of --at.",
     )
-    today.add_argument("files", nargs="+", type=Path, metavar="FILE", help="capture files")
+    today.add_argument("files", nargs="*", type=Path, metavar="FILE", help="capture files")
+    today.add_argument("--url", help="daemon URL (default: from [http] host and port)")
+    today.add_argument(
+        "--format", choices=("table", "json"), default="table", help="from the daemon: output"
+    )
     today.add_argument("--config", type=Path, help="TOML configuration (seats, trunks, site)")
     today.add_argument("--policy", type=Path, help="policy file (default: [policy] file)")
     today.add_argument("--out", type=Path, help="output directory (default: [policy] report_dir)")
@@ -59,6 +66,8 @@ def _report_today(args: argparse.Namespace) -> int:
     from ctid.tracker.endpoints import EndpointDirectory
     from ctid.tracker.model import CallEnded
 
+    if not args.files:
+        return _report_from_daemon(args)
     settings: Settings = load_settings(args.config)
     policy_file = args.policy or settings.policy.file
     if policy_file is None:
@@ -78,6 +87,21 @@ def _report_today(args: argparse.Namespace) -> int:
             engine.apply(CallEnded(call))
     for path in report_today(engine, clock, args.out or settings.policy.report_dir):
         print(path)
+    return 0
+
+
+def _report_from_daemon(args: argparse.Namespace) -> int:
+    from ctid.daemon_client import call_daemon
+    from ctid.policy.eod_table import eod_table
+
+    for option in ("policy", "out", "at"):
+        if getattr(args, option) is not None:
+            raise InputError(f"--{option} needs capture FILEs (the daemon uses its own)")
+    document = call_daemon(args.config, args.url, "GET", "/api/quota/today")
+    if args.format == "json":
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        print(eod_table(document), end="")
     return 0
 
 

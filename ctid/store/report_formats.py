@@ -14,7 +14,7 @@ from typing import Any
 
 from ctid.policy.period import Totals
 from ctid.policy.schema import QUOTA_NAMES, QuotaName
-from ctid.report import display_width
+from ctid.report import aligned_rows, ruled
 from ctid.store.reporting import PeriodReport, QuotaSummary, ReportRow
 
 QUOTA_LABELS: dict[QuotaName, str] = {
@@ -197,7 +197,7 @@ def _seat_table(rows: list[ReportRow], quotas: list[QuotaName]) -> list[str]:
             attained = r.quota.attainment
             cells += (*(percent(attained[q]) for q in quotas), money(r.quota.fine))
         body.append(cells)
-    return _ruled(_align([header, *body], left={1, 2, 3}))
+    return ruled(aligned_rows([header, *body], left={1, 2, 3}))
 
 
 def _totals(rollups: list[Totals], quotas: list[QuotaName]) -> list[str]:
@@ -216,21 +216,4 @@ def _totals(rollups: list[Totals], quotas: list[QuotaName]) -> list[str]:
         )
         for t in rollups
     ]
-    return _ruled(_align([header, *body], left={0, 1}))
-
-
-def _ruled(lines: list[str]) -> list[str]:
-    lines.insert(1, "-" * max((display_width(line) for line in lines), default=0))
-    return lines
-
-
-def _align(rows: list[tuple[str, ...]], left: set[int]) -> list[str]:
-    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for r in rows:
-        cells = []
-        for i, cell in enumerate(r):
-            fill = " " * (widths[i] - display_width(cell))
-            cells.append(cell + fill if i in left else fill + cell)
-        out.append("  ".join(cells).rstrip())
-    return out
+    return ruled(aligned_rows([header, *body], left={0, 1}))
