@@ -3,7 +3,9 @@
 Per PBX a :class:`~ctid.pbx_link.PbxLink`; across them one set of daily tallies, the live
 side (seat states, metrics, MQTT), and the optional engines — store, quota, compliance — each
 attached as effect sinks, event sinks and background tasks. With a store, quota adjustments,
-activated policy versions and compliance violations are written to it too.
+activated policy versions and compliance violations are written to it too; with MQTT,
+violations, quota events and the end-of-day report are published (``ctid.mqtt.violations``,
+``ctid.mqtt.quota``).
 """
 
 from __future__ import annotations
@@ -19,13 +21,23 @@ from prometheus_client.core import InfoMetricFamily, Metric
 
 from ctid import __version__
 from ctid.ami.events import AmiEvent, CdrWritten
-from ctid.compliance import ActionSender, ComplianceService, load_compliance, tracker_lookup
+from ctid.compliance import (
+    ActionOutcome,
+    ActionSender,
+    ComplianceService,
+    Decision,
+    load_compliance,
+    tracker_lookup,
+)
+from ctid.compliance.enforcer import Settled
 from ctid.config import PbxSettings, Settings
 from ctid.live.floor import LIVE_EVENTS, LiveFloor
 from ctid.metrics.calls import CallMetrics
 from ctid.metrics.floor import SeatLabels
 from ctid.metrics.health import PbxCollector
 from ctid.metrics.quota import Workday
+from ctid.mqtt.quota import QuotaFeed
+from ctid.mqtt.violations import ViolationFeed
 from ctid.pbx_link import PbxLink
 from ctid.pipeline import EffectSink, EventSink
 from ctid.policy import (
@@ -87,8 +99,10 @@ class Floor:
         if store is not None:
             sinks.append(store.writer)
             self.registry.register(StoreCollector(store.writer))
+        publisher = self.live.publisher  # None without MQTT: no feeds, nothing on the hot path
         self.quota, document = self._quota_engine()
         self.policy_reloader: PolicyReloader | None = None
+        self.quota_feed: QuotaFeed | None = None
         if self.quota is not None:
             assert settings.policy.file is not None
             self.policy_reloader = PolicyReloader(
@@ -101,6 +115,15 @@ class Floor:
             )
             sinks.append(self._quota_sink)
             self.live.collector.quotas = EngineQuotaProvider(self.quota)
+            if publisher is not None:
+                engine = self.quota
+                self.quota_feed = QuotaFeed(publisher, lambda seat: engine.profile(seat).team)
+        self.violation_feed: ViolationFeed | None = None
+        if publisher is not None and settings.compliance is not None:
+            self.violation_feed = ViolationFeed(
+                publisher, teams, show_numbers=settings.show_numbers
+            )
+            sinks += self.violation_feed.sinks
         # Filled once the links exist: the guard looks channels up, the enforcer sends actions.
         trackers: dict[str, CallTracker] = {}
         senders: dict[str, ActionSender] = {}
@@ -154,12 +177,16 @@ class Floor:
                 day=str(event.day),
                 policy_version=event.policy_version,
             )
+            if self.quota_feed is not None:
+                self.quota_feed.event(event)
 
     async def on_quota_events(self, events: list[QuotaEvent]) -> None:
         for event in events:
             if event.kind == "report_due":
                 assert self.quota is not None
                 report = build_report(self.quota, event.at)
+                if self.quota_feed is not None:
+                    self.quota_feed.report(report, event)
                 out = self.settings.policy.report_dir
                 paths = await asyncio.to_thread(write_report_files, report, out)
                 files = [str(p) for p in paths]
@@ -176,23 +203,27 @@ class Floor:
                     makeup_day=str(event.makeup_day) if event.makeup_day else None,
                     policy_version=event.policy_version,
                 )
+                if self.quota_feed is not None:
+                    self.quota_feed.event(event)
 
     def _compliance(
         self, trackers: dict[str, CallTracker], senders: dict[str, ActionSender]
     ) -> ComplianceService | None:
         if self.settings.compliance is None:
             return None
-        recorder = None
+        settled: list[Settled] = []
         if self.store is not None:
             teams = {seat.id: seat.team for seat in self.settings.seats}
-            recorder = ViolationRecorder(self.store.writer.put, teams)
+            settled.append(ViolationRecorder(self.store.writer.put, teams))
+        if self.violation_feed is not None:
+            settled.append(self.violation_feed)
         return ComplianceService(
             load_compliance(self.settings.compliance),
             tracker_lookup(trackers),
             senders,
             self._pbx_now,
             metrics=self.live.compliance,
-            on_settled=recorder,
+            on_settled=_each(settled),
         )
 
     def _event_sinks(self, pbx: str) -> list[EventSink]:
@@ -252,6 +283,18 @@ class Floor:
             writer = self.store.writer
             report["store"] = {"healthy": writer.healthy, "backlog": writer.backlog}
         return healthy, report
+
+
+def _each(callbacks: list[Settled]) -> Settled | None:
+    """One ``on_settled`` for several: the store's recorder, the MQTT feed."""
+    if len(callbacks) <= 1:
+        return callbacks[0] if callbacks else None
+
+    def settled(decision: Decision, outcome: ActionOutcome | None) -> None:
+        for callback in callbacks:
+            callback(decision, outcome)
+
+    return settled
 
 
 class _BuildInfo:
