@@ -38,14 +38,16 @@ class QuotaHost(Protocol):
     def quota(self) -> QuotaEngine | None: ...
 
 
-class _Body(BaseModel):
+class AuditedBody(BaseModel):
+    """Every write says who made it and why (the audit trail); the MQTT commands reuse it."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     who: str = Field(min_length=1, max_length=128)
     why: str = Field(min_length=1, max_length=1000)
 
 
-class NewAdjustment(_Body):
+class NewAdjustment(AuditedBody):
     seat: str = Field(min_length=1, max_length=64)
     date: dt.date
     kind: Literal["leave", "half_day", "field_visit", "override"]
@@ -65,11 +67,13 @@ class NewAdjustment(_Body):
         return self
 
 
-class Revocation(_Body):
+class Revocation(AuditedBody):
     pass
 
 
-class _Refused(Exception):  # noqa: N818 - an HTTP answer, not an error of ours
+class Refused(Exception):  # noqa: N818 - an answer to the caller, not an error of ours
+    """A request refused: ``status`` is the HTTP status, ``message`` the one-line reason."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -107,7 +111,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def _first_problem(err: ValidationError) -> str:
+def first_problem(err: ValidationError) -> str:
+    """``field: message`` of the first validation error."""
     error = err.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -117,6 +122,46 @@ def _first_problem(err: ValidationError) -> str:
 def _active_ids(adjustments: Adjustments) -> set[int]:
     revoked = {a.revokes for a in adjustments.history if a.revokes is not None}
     return {a.id for a in adjustments.history if a.kind != "revoke" and a.id not in revoked}
+
+
+def writable_engine(engine: QuotaEngine | None) -> QuotaEngine:
+    """The quota engine, if adjustments can be recorded in it now."""
+    if engine is None:
+        raise Refused(409, "no quota policy loaded: set policy.file")
+    if not engine.adjustments.restored:
+        raise Refused(503, NOT_RESTORED)
+    return engine
+
+
+def record_adjustment(engine: QuotaEngine, new: NewAdjustment) -> Adjustment:
+    """Record a validated adjustment (HTTP ``POST`` and the MQTT ``adjust`` command)."""
+    if new.seat not in engine.seat_ids():
+        raise Refused(400, f"seat: unknown seat {new.seat!r}")
+    adjustments = engine.adjustments
+    if new.kind in ("leave", "half_day"):
+        active = _active_ids(adjustments)
+        for old in adjustments.history:
+            same = (old.seat, old.day, old.kind) == (new.seat, new.date, new.kind)
+            if same and old.id in active:
+                raise Refused(409, f"{new.kind} already recorded as #{old.id}")
+    at = dt.datetime.now(dt.UTC)
+    try:
+        if new.kind == "leave":
+            return adjustments.leave(new.seat, new.date, by=new.who, at=at, reason=new.why)
+        if new.kind == "half_day":
+            return adjustments.half_day(new.seat, new.date, by=new.who, at=at, reason=new.why)
+        if new.kind == "field_visit":
+            assert new.hours is not None
+            return adjustments.field_visit(
+                new.seat, new.date, new.hours, by=new.who, at=at, reason=new.why
+            )
+        assert new.quota is not None
+        assert new.value is not None
+        return adjustments.override(
+            new.seat, new.date, new.quota, new.value, by=new.who, at=at, reason=new.why
+        )
+    except PolicyError as err:
+        raise Refused(422, str(err)) from None
 
 
 class _Api:
@@ -129,7 +174,7 @@ class _Api:
             try:
                 self._authorize(request, write=write)
                 result: web.Response = await method(request)
-            except _Refused as refused:
+            except Refused as refused:
                 return _json({"error": refused.message}, refused.status)
             return result
 
@@ -138,26 +183,21 @@ class _Api:
     def _authorize(self, request: web.Request, *, write: bool) -> None:
         if self._token is None:
             if write:
-                raise _Refused(403, WRITES_DISABLED)
+                raise Refused(403, WRITES_DISABLED)
             return
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
-            raise _Refused(401, "missing or wrong bearer token (Authorization: Bearer ...)")
+            raise Refused(401, "missing or wrong bearer token (Authorization: Bearer ...)")
 
     def _engine(self) -> QuotaEngine:
-        engine = self._host.quota
-        if engine is None:
-            raise _Refused(409, "no quota policy loaded: set policy.file")
-        if not engine.adjustments.restored:
-            raise _Refused(503, NOT_RESTORED)
-        return engine
+        return writable_engine(self._host.quota)
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise _Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            raise Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
         body = await request.content.read(MAX_BODY_BYTES + 1)
         if len(body) > MAX_BODY_BYTES:
-            raise _Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            raise Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
         return body
 
     async def quota_today(self, request: web.Request) -> web.Response:
@@ -172,7 +212,7 @@ class _Api:
             try:
                 day = dt.date.fromisoformat(request.query["date"])
             except ValueError:
-                raise _Refused(400, "date: expected YYYY-MM-DD") from None
+                raise Refused(400, "date: expected YYYY-MM-DD") from None
         seat = request.query.get("seat")
         active = _active_ids(adjustments)
         items = [
@@ -187,35 +227,8 @@ class _Api:
         try:
             new = NewAdjustment.model_validate_json(await self._body(request))
         except ValidationError as err:
-            raise _Refused(400, _first_problem(err)) from None
-        if new.seat not in engine.seat_ids():
-            raise _Refused(400, f"seat: unknown seat {new.seat!r}")
-        adjustments = engine.adjustments
-        if new.kind in ("leave", "half_day"):
-            active = _active_ids(adjustments)
-            for old in adjustments.history:
-                same = (old.seat, old.day, old.kind) == (new.seat, new.date, new.kind)
-                if same and old.id in active:
-                    raise _Refused(409, f"{new.kind} already recorded as #{old.id}")
-        at = dt.datetime.now(dt.UTC)
-        try:
-            if new.kind == "leave":
-                entry = adjustments.leave(new.seat, new.date, by=new.who, at=at, reason=new.why)
-            elif new.kind == "half_day":
-                entry = adjustments.half_day(new.seat, new.date, by=new.who, at=at, reason=new.why)
-            elif new.kind == "field_visit":
-                assert new.hours is not None
-                entry = adjustments.field_visit(
-                    new.seat, new.date, new.hours, by=new.who, at=at, reason=new.why
-                )
-            else:
-                assert new.quota is not None
-                assert new.value is not None
-                entry = adjustments.override(
-                    new.seat, new.date, new.quota, new.value, by=new.who, at=at, reason=new.why
-                )
-        except PolicyError as err:
-            raise _Refused(422, str(err)) from None
+            raise Refused(400, first_problem(err)) from None
+        entry = record_adjustment(engine, new)
         return _json(adjustment_json(entry, active=True), 201)
 
     async def revoke(self, request: web.Request) -> web.Response:
@@ -223,13 +236,13 @@ class _Api:
         raw = request.match_info["id"]
         target = next((a for a in adjustments.history if str(a.id) == raw), None)
         if target is None:
-            raise _Refused(404, f"no adjustment {raw!r}")
+            raise Refused(404, f"no adjustment {raw!r}")
         try:
             body = Revocation.model_validate_json(await self._body(request))
         except ValidationError as err:
-            raise _Refused(400, _first_problem(err)) from None
+            raise Refused(400, first_problem(err)) from None
         if target.id not in _active_ids(adjustments):
-            raise _Refused(409, f"adjustment #{target.id} is not active (revoked, or a revocation)")
+            raise Refused(409, f"adjustment #{target.id} is not active (revoked, or a revocation)")
         entry = adjustments.revoke(
             target.id, by=body.who, at=dt.datetime.now(dt.UTC), reason=body.why
         )

@@ -69,6 +69,9 @@ class PbxSettings(_Strict):
     trunks: list[str] = Field(default_factory=list)
     ping_interval: float = Field(default=10.0, gt=0)
     action_timeout: float = Field(default=5.0, gt=0)
+    cdr_csv: Path | None = None
+    """The PBX's cdr_csv file (``/var/log/asterisk/cdr-csv/Master.csv``), readable by ctid:
+    calls that ended during an AMI gap are backfilled from it (docs/store.md)."""
 
     def resolved_secret(self) -> str:
         if self.secret_env:

@@ -21,6 +21,7 @@ from prometheus_client.core import InfoMetricFamily, Metric
 
 from ctid import __version__
 from ctid.ami.events import AmiEvent, CdrWritten
+from ctid.cdr_checks import CdrChecks
 from ctid.compliance import (
     ActionOutcome,
     ActionSender,
@@ -36,7 +37,10 @@ from ctid.metrics.calls import CallMetrics
 from ctid.metrics.floor import SeatLabels
 from ctid.metrics.health import PbxCollector
 from ctid.metrics.quota import Workday
+from ctid.mqtt.command_service import MqttCommands
+from ctid.mqtt.commands import CommandTopics
 from ctid.mqtt.quota import QuotaFeed
+from ctid.mqtt.today import EngineTodayQuotas
 from ctid.mqtt.violations import ViolationFeed
 from ctid.pbx_link import PbxLink
 from ctid.pipeline import EffectSink, EventSink
@@ -92,9 +96,12 @@ class Floor:
             workday=Workday(site.tz, site.workday_start, site.workday_end),
             show_numbers=settings.show_numbers,
         )
+        # Ended calls against the PBX's Cdr events; Master.csv backfill after AMI gaps.
+        self.cdr_checks = CdrChecks(settings, pbxs, self.live.reconcile, store, lambda: self.links)
         sinks: list[EffectSink] = [
             CallMetrics(self.registry, site.name, teams),
             *self.live.sinks,
+            self.cdr_checks.effect_sink,
         ]
         if store is not None:
             sinks.append(store.writer)
@@ -130,6 +137,7 @@ class Floor:
         self.compliance = self._compliance(trackers, senders)
         if self.compliance is not None:
             sinks.append(self.compliance.effect_sink)
+        self.commands = self._mqtt_quotas_and_commands()
         self.links.extend(
             PbxLink(
                 pbx,
@@ -139,7 +147,7 @@ class Floor:
                 sinks=sinks,
                 event_sinks=self._event_sinks(pbx.name),
                 on_batch=self.live.on_batch,
-                on_gap=store.writer.record_gap if store is not None else None,
+                on_gap=self.cdr_checks.on_gap,
             )
             for pbx in pbxs
         )
@@ -226,8 +234,22 @@ class Floor:
             on_settled=_each(settled),
         )
 
+    def _mqtt_quotas_and_commands(self) -> MqttCommands | None:
+        """With MQTT: quotas on ``seat/<seat>/today``, and the command topics if switched on."""
+        publisher, today = self.live.publisher, self.live.today_feed
+        if today is not None and self.quota is not None:
+            today.quotas = EngineTodayQuotas(self.quota)
+        mqtt = self.settings.mqtt
+        if publisher is None or not mqtt.commands:
+            return None
+        token = mqtt.resolved_command_token()  # ConfigError: one line, exit 2
+        assert token is not None  # the settings refuse commands without one
+        topics = CommandTopics(mqtt.topic_prefix, self.settings.site.name)
+        show = self.settings.show_numbers
+        return MqttCommands(publisher, self, topics, token, self.registry, show_numbers=show)
+
     def _event_sinks(self, pbx: str) -> list[EventSink]:
-        sinks: list[EventSink] = []
+        sinks: list[EventSink] = [self.cdr_checks.event_sink(pbx)]
         if self.compliance is not None:
             sinks.append(self.compliance.event_sink(pbx))
         if self.store is not None:
@@ -252,6 +274,7 @@ class Floor:
         for link in self.links:
             yield f"ami-{link.name}", link.client.run()
         yield "live", self.live.run()
+        yield "cdr-checks", self.cdr_checks.run()
         if self.store is not None:
             yield "store-writer", self.store.writer.run()
             if self.quota is not None and not self.quota.adjustments.restored:

@@ -29,6 +29,7 @@ from ctid.metrics.seat_outcomes import SeatOutcomes
 from ctid.mqtt.feed import CallFeed, SeatStateFeed
 from ctid.mqtt.publisher import MqttPublisher
 from ctid.mqtt.settings import MqttSettings
+from ctid.mqtt.today import SeatTodayFeed
 from ctid.pipeline import EffectSink, PbxPipeline
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.tallies import DailyTallies
@@ -93,14 +94,16 @@ class LiveFloor:
         self.publisher: MqttPublisher | None = None
         self.call_feed: CallFeed | None = None
         self.state_feed: SeatStateFeed | None = None
+        self.today_feed: SeatTodayFeed | None = None
         if mqtt is not None and mqtt.enabled:
-            self._setup_mqtt(mqtt, site, teams, registry, show_numbers, clock)
+            self._setup_mqtt(mqtt, site, teams, tallies, registry, show_numbers, clock)
 
     def _setup_mqtt(
         self,
         settings: MqttSettings,
         site: str,
         teams: Mapping[str, str],
+        tallies: DailyTallies,
         registry: CollectorRegistry,
         show_numbers: bool,
         clock: Callable[[], float],
@@ -111,8 +114,16 @@ class LiveFloor:
         self.state_feed = SeatStateFeed(
             self.publisher, self.states, teams, clock, settings.state_interval
         )
-        self.publisher.on_connected = self.state_feed.republish
-        self.sinks.append(self.call_feed)
+        self.today_feed = SeatTodayFeed(
+            self.publisher, tallies, teams, clock, settings.state_interval
+        )
+        self.publisher.on_connected = self._republish
+        self.sinks += [self.call_feed, self.today_feed]
+
+    def _republish(self) -> None:
+        for feed in (self.state_feed, self.today_feed):
+            if feed is not None:
+                feed.republish()
 
     # --- hooks for the PBX links ------------------------------------------------------
 
@@ -128,12 +139,14 @@ class LiveFloor:
             self.call_feed.after_batch(link.pipeline.tracker, batch)
 
     async def run(self) -> None:
-        """Background work: loop-lag probe, MQTT publisher and seat-state feed."""
+        """Background work: loop-lag probe, MQTT publisher, seat-state and today feeds."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._lag.run(), name="loop-lag")
             if self.publisher is not None and self.state_feed is not None:
                 tg.create_task(self.publisher.run(), name="mqtt")
                 tg.create_task(self.state_feed.run(), name="mqtt-seat-states")
+            if self.today_feed is not None:
+                tg.create_task(self.today_feed.run(), name="mqtt-seat-today")
 
     # --- views over the links ---------------------------------------------------------
 

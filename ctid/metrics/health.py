@@ -137,12 +137,13 @@ class PolicyInfo:
 
 
 class ReconcileMetrics:
-    """Port for the CDR reconciliation engine (pending): drift and completeness per PBX."""
+    """Port for the live CDR reconciliation (``ctid.reconcile_live``): drift and
+    completeness per PBX."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._drift = Histogram(
             "ctid_cdr_talk_drift_seconds",
-            "Per call: |ctid talk time - Asterisk CDR billsec|",
+            "Per call with a billed CDR: |CDR billsec - ctid talk, hold and ring time|",
             ["pbx"],
             buckets=DRIFT_BUCKETS,
             registry=registry,
@@ -155,7 +156,8 @@ class ReconcileMetrics:
         )
 
     def observe_drift(self, pbx: str, drift_seconds: float) -> None:
-        """One reconciled call: ctid's talk time minus what its CDRs bill (sign ignored)."""
+        """One reconciled call: what its CDRs bill minus ctid's talk, hold and ring time
+        (sign ignored)."""
         self._drift.labels(pbx).observe(abs(drift_seconds))
 
     def set_completeness(self, pbx: str, ratio: float) -> None:

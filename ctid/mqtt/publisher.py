@@ -5,9 +5,13 @@
 taken off the queue is retried after a reconnect until the broker acknowledges it, so a broker
 restart loses nothing that was queued (at-least-once; subscribers may see a duplicate).
 
-On every (re)connect the publisher announces ``<prefix>/<site>/status`` = ``online`` (retained;
-the broker publishes the will, ``offline``, if ctid vanishes) and calls ``on_connected`` so the
-feed can republish retained seat states a restarted broker has forgotten.
+On every (re)connect the publisher subscribes to the topics handlers were registered for with
+:meth:`MqttPublisher.subscribe` (the session is clean: a restarted broker has forgotten them),
+announces ``<prefix>/<site>/status`` = ``online`` (retained; the broker publishes the will,
+``offline``, if ctid vanishes) and calls ``on_connected`` so the feeds can republish retained
+messages a restarted broker has forgotten.  ``online`` comes after the subscriptions, so a
+client that sees it can send commands.  Handlers run on the event loop, one message at a time;
+one that raises is logged and the next message is read all the same.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ log = structlog.get_logger("ctid.mqtt")
 
 DISCONNECT_TIMEOUT_S = 2.0
 """A stop waits this long for the broker's goodbye: well inside systemd's stop timeout."""
+INCOMING_BACKLOG = 1000
+"""Received messages waiting for their handler; beyond it the client library drops them."""
+SUBSCRIBE_REFUSED = 0x80
+"""The SUBACK code of a subscription the broker refused (its ACL, usually)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,16 @@ class Outgoing:
     topic: str
     payload: bytes
     retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+Handler = Callable[[Incoming], None]
 
 
 class MqttPublisher:
@@ -76,6 +94,8 @@ class MqttPublisher:
             registry=registry,
         )
         self._was_ever_up = False
+        self._subscriptions: list[tuple[str, Handler]] = []
+        self._handler_failures: set[str] = set()
         self.dropped = 0
         self.published = 0
 
@@ -83,9 +103,13 @@ class MqttPublisher:
 
     def offer(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> bool:
         """Queue a JSON message for ``<prefix>/<site>/<topic>``; False if it was dropped."""
+        return self.offer_to(f"{self.base}/{topic}", payload, retain=retain)
+
+    def offer_to(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> bool:
+        """:meth:`offer` to a full topic (a command's ``reply_to``)."""
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            self._queue.put_nowait(Outgoing(f"{self.base}/{topic}", body, retain))
+            self._queue.put_nowait(Outgoing(topic, body, retain))
         except asyncio.QueueFull:
             self._dropped.inc()
             self.dropped += 1
@@ -94,6 +118,13 @@ class MqttPublisher:
 
     def depth(self) -> int:
         return self._queue.qsize() + (self._pending is not None)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Hand messages on ``<prefix>/<site>/<topic>`` (wildcards allowed) to ``handler``.
+
+        Register before :meth:`run`; the subscription is renewed on every reconnect.
+        """
+        self._subscriptions.append((f"{self.base}/{topic}", handler))
 
     # --- connection -------------------------------------------------------------------
 
@@ -105,9 +136,10 @@ class MqttPublisher:
         while True:
             try:
                 async with bounded_session(self._client(), DISCONNECT_TIMEOUT_S) as client:
+                    await self._subscribe(client)
                     self._up()
                     unavailable, attempt = False, 0
-                    await self._drain(client)
+                    await self._serve(client)
             except aiomqtt.MqttError as err:
                 self._connected.set(0)
                 if not unavailable:
@@ -131,6 +163,7 @@ class MqttPublisher:
             timeout=s.publish_timeout,
             will=aiomqtt.Will(status, b"offline", qos=s.qos, retain=True),
             tls_context=self._tls,
+            max_queued_incoming_messages=INCOMING_BACKLOG,
         )
 
     def _up(self) -> None:
@@ -141,6 +174,44 @@ class MqttPublisher:
         log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
         if self.on_connected is not None:
             self.on_connected()
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        s = self.settings
+        for topic, _ in self._subscriptions:
+            granted = await client.subscribe(topic, qos=s.qos, timeout=s.publish_timeout)
+            if any(code == SUBSCRIBE_REFUSED for code in granted):
+                log.warning("mqtt_subscribe_refused", topic=topic, host=s.host)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Drain the queue and, with subscriptions, read messages; until the link fails."""
+        if not self._subscriptions:
+            await self._drain(client)
+            return
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._drain(client), name="mqtt-drain")
+                tg.create_task(self._read(client), name="mqtt-read")
+        except* aiomqtt.MqttError as failed:
+            # One link failure, as without subscriptions: run() logs it and reconnects.
+            raise failed.exceptions[0] from None
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            body = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+            incoming = Incoming(str(message.topic), body, bool(message.retain))
+            for topic, handler in self._subscriptions:
+                if message.topic.matches(topic):
+                    self._handle(handler, incoming)
+
+    def _handle(self, handler: Handler, incoming: Incoming) -> None:
+        try:
+            handler(incoming)
+        except Exception as err:  # a handler's bug must not end the subscription
+            kind = type(err).__name__
+            if kind not in self._handler_failures:  # once per kind: a sender could repeat it
+                self._handler_failures.add(kind)
+                log.exception("mqtt_handler_failed", error=kind)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         qos, timeout = self.settings.qos, self.settings.publish_timeout

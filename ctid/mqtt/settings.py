@@ -1,10 +1,13 @@
-"""``[mqtt]`` settings: the live feed's broker, topics and limits."""
+"""``[mqtt]`` settings: the live feed's broker, topics and limits, and the command topics."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from ctid.errors import ConfigError
 
 
 class MqttSettings(BaseModel):
@@ -37,7 +40,14 @@ class MqttSettings(BaseModel):
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=30.0, gt=0)
     state_interval: float = Field(default=1.0, gt=0)
-    """How often seat states are compared with the last published ones."""
+    """How often seat states and today's figures are compared with the last published ones."""
+    commands: bool = False
+    """Take commands (``optout``, ``adjust``) on ``<prefix>/<site>/command/<name>``
+    (docs/mqtt.md); needs ``command_token`` or ``command_token_env``."""
+    command_token: SecretStr | None = None
+    """Shared token every command must carry in its ``token`` field."""
+    command_token_env: str | None = None
+    """Name of an environment variable holding the command token (wins over ``command_token``)."""
 
     @model_validator(mode="after")
     def _tls_files_need_tls(self) -> MqttSettings:
@@ -46,4 +56,18 @@ class MqttSettings(BaseModel):
             raise ValueError("ca_file, cert_file and key_file need tls = true")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
+        if self.commands and self.command_token is None and not self.command_token_env:
+            # Commands change quotas and the do-not-call list: never open to any publisher.
+            raise ValueError("commands need command_token or command_token_env")
         return self
+
+    def resolved_command_token(self) -> str | None:
+        """The command token; a missing ``command_token_env`` variable is a config error."""
+        if self.command_token_env:
+            value = os.environ.get(self.command_token_env)
+            if not value:
+                raise ConfigError(
+                    f"mqtt: command_token_env names {self.command_token_env}, which is not set"
+                )
+            return value
+        return self.command_token.get_secret_value() if self.command_token is not None else None

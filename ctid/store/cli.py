@@ -1,9 +1,11 @@
-"""Store commands: ``ctid db upgrade``, ``ctid reconcile``, ``ctid report PERIOD``.
+"""Store commands: ``ctid db upgrade``, ``ctid reconcile``, ``ctid backfill``,
+``ctid report PERIOD``.
 
-``register(sub, report)`` adds them to ctid's parser the way ``ctid.policy.cli`` does: ``db``
-and ``reconcile`` to the top-level subparsers, the periods (``daily``, ``weekly``, ``dekad``,
-``monthly``) to those of ``ctid report``.  Each sets ``handler(args) -> exit code``, which
-loads the settings (``--config``) and calls a store handler ``(args, settings) -> exit code``.
+``register(sub, report)`` adds them to ctid's parser the way ``ctid.policy.cli`` does: ``db``,
+``reconcile`` and ``backfill`` to the top-level subparsers, the periods (``daily``,
+``weekly``, ``dekad``, ``monthly``) to those of ``ctid report``.  Each sets
+``handler(args) -> exit code``, which loads the settings (``--config``) and calls a store
+handler ``(args, settings) -> exit code``.
 User mistakes raise :class:`InputError` or :class:`StoreError` (one line); ``ctid.cli.main``
 prints them.
 """
@@ -28,7 +30,8 @@ REPORT_FORMATS = (*FORMATS, "html")
 
 
 def register(sub: Subparsers, report: Subparsers) -> None:
-    """``db upgrade`` and ``reconcile`` on ``sub``; the periods on ``report``'s subparsers."""
+    """``db upgrade``, ``reconcile`` and ``backfill`` on ``sub``; the periods on ``report``'s
+    subparsers."""
     db = sub.add_parser(
         "db",
         help="manage the database",
@@ -44,6 +47,7 @@ def register(sub: Subparsers, report: Subparsers) -> None:
     _common(up)
     up.set_defaults(handler=with_settings("ctid.store.commands", "db_upgrade"))
     _register_reconcile(sub)
+    _register_backfill(sub)
     for kind in PERIODS:
         _register_period(report, kind)
 
@@ -85,6 +89,31 @@ def _register_reconcile(sub: Subparsers) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--flagged", action="store_true", help="print flagged calls only")
     parser.set_defaults(handler=with_settings("ctid.store.reconcile_cli", "reconcile_command"))
+
+
+def _register_backfill(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "backfill",
+        help="add calls missed in AMI gaps from the PBX's Master.csv",
+        description="Read the PBX's cdr_csv file (Master.csv) and store, marked backfilled, the "
+        "customer calls that ended inside a recorded AMI gap and that ctid does not have "
+        "(talk = billsec). Running it again adds nothing. Also tells what share of the "
+        "window's customer calls ctid measured itself.",
+    )
+    _common(parser)
+    parser.add_argument("--pbx", help="only this PBX (default: every PBX with cdr_csv)")
+    parser.add_argument(
+        "--csv", type=Path, metavar="FILE", help="the Master.csv to read (default: cdr_csv)"
+    )
+    parser.add_argument(
+        "--since",
+        help="window start, site time: YYYY-MM-DD[THH:MM] (default: a day before --until)",
+    )
+    parser.add_argument(
+        "--until", help="window end: YYYY-MM-DD (the whole day) or a time; default now"
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=with_settings("ctid.store.backfill_cli", "backfill_command"))
 
 
 _SPANS = {

@@ -139,24 +139,34 @@ def reconcile(
     tolerance: float = DRIFT_TOLERANCE_S,
 ) -> list[CallDrift]:
     """One result per call, plus one ``MISSED`` per unclaimed CDR linkedid with a trunk."""
-
-    def party(channel: str) -> PartyKind:
-        return directory.classify(channel).kind if channel else PartyKind.OTHER
-
+    party = party_of(directory)
     index = _CdrIndex(cdrs)
     out = [reconcile_call(c, index.for_call(c), party, tolerance) for c in calls]
     for (pbx, linkedid), records in index.by_linkedid.items():
         if (pbx, linkedid) in index.claimed:
             continue
-        if any(PartyKind.TRUNK in (party(r.channel), party(r.dest_channel)) for r in records):
-            out.append(_missed(pbx, linkedid, records, party))
+        if has_trunk(records, party):
+            out.append(missed(pbx, linkedid, records, party))
     return out
+
+
+def party_of(directory: EndpointDirectory) -> PartyOf:
+    """What a CDR channel is; an empty one (no ``DestinationChannel``) is nobody."""
+
+    def party(channel: str) -> PartyKind:
+        return directory.classify(channel).kind if channel else PartyKind.OTHER
+
+    return party
+
+
+def has_trunk(records: Iterable[CdrRecord], party: PartyOf) -> bool:
+    return any(PartyKind.TRUNK in (party(r.channel), party(r.dest_channel)) for r in records)
 
 
 def reconcile_call(
     call: Call, cdrs: Sequence[CdrRecord], party: PartyOf, tolerance: float = DRIFT_TOLERANCE_S
 ) -> CallDrift:
-    billed = [r for r in cdrs if r.disposition == "ANSWERED" and _seat_trunk(r, party)]
+    billed = [r for r in cdrs if r.disposition == "ANSWERED" and is_seat_trunk(r, party)]
     ring, reasons = _match_segments(call, cdrs, billed)
     result = CallDrift(
         call.pbx,
@@ -238,12 +248,14 @@ def _ring_in_billsec(record: CdrRecord, segment: Segment) -> float:
     return gap - 0.5 if gap >= 1.0 else 0.0
 
 
-def _seat_trunk(record: CdrRecord, party: PartyOf) -> bool:
+def is_seat_trunk(record: CdrRecord, party: PartyOf) -> bool:
+    """A CDR between a seat and the trunk (either may be party A): a customer conversation."""
     kinds = {party(record.channel), party(record.dest_channel)}
     return kinds == {PartyKind.SEAT, PartyKind.TRUNK}
 
 
-def _missed(pbx: str, linkedid: str, records: Sequence[CdrRecord], party: PartyOf) -> CallDrift:
-    billed = [r for r in records if r.disposition == "ANSWERED" and _seat_trunk(r, party)]
+def missed(pbx: str, linkedid: str, records: Sequence[CdrRecord], party: PartyOf) -> CallDrift:
+    """The result for CDRs of a trunk call that no ctid call claimed."""
+    billed = [r for r in records if r.disposition == "ANSWERED" and is_seat_trunk(r, party)]
     billsec = sum(r.billsec for r in billed)
     return CallDrift(pbx, linkedid, None, 0.0, 0.0, 0.0, billsec, len(records), Status.MISSED)
