@@ -128,9 +128,12 @@ class PbxLink:
 
     def _on_messages(self, batch: list[Message], received_at: float) -> None:
         # Events without a Timestamp (FullyBooted) get the receive time on the PBX's clock.
+        before = self.pipeline.tracker.last_ts
         self.pipeline.on_messages(batch, received_at - self.clock_offset)
         last = self.pipeline.tracker.last_ts
-        if last:
+        # Only a batch that moved the PBX clock dates this read; after a batch without any
+        # (FullyBooted on a new login, presence events) the newest event is an old one.
+        if last > before:
             self.clock_offset = received_at - last
         if self._on_batch is not None:
             self._on_batch(self, batch, received_at)
@@ -145,12 +148,16 @@ class PbxLink:
 
     async def _resync(self, session: AmiSession) -> None:
         self.gaps.up()
-        at = self.pipeline.tracker.last_ts or self.pbx_now(time.time())
         try:
             items = await session.send_list_action("CoreShowChannels", {})
         except AmiError as err:
             log.warning("resync_failed", pbx=self.name, error=str(err))
             return
+        # The snapshot is the PBX as it is now: survivors talk again from here, and the gap
+        # ends here. The newest event before the outage is long past (the gap would end
+        # before it began, and a survivor's talk would be counted across it, twice).
+        tracker = self.pipeline.tracker
+        at = max(self.pbx_now(time.time()), tracker.last_ts, self._gap_started or 0.0)
         live = live_channels(items)
         self.pipeline.resynced(at, live)
         if self._on_gap is not None and self._gap_started is not None:

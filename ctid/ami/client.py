@@ -202,6 +202,8 @@ class AmiClient:
         """Record and log (once per state change) why the link ended; True if it had been up."""
         self.last_error = str(err) or type(err).__name__
         if self._was_up:
+            # Once: the attempts that follow (refused while the pbx is down) never logged in.
+            self._was_up = False
             self._reported = "unavailable"
             self._log.warning("ami_disconnected", reason=self.last_error)
             if self._on_disconnected is not None:
