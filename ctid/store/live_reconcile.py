@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ctid.ami.events import CdrWritten
-from ctid.store.master_csv import naive_seconds
 from ctid.store.reconcile import (
     CDR_WINDOW_S,
     DRIFT_TOLERANCE_S,
@@ -39,7 +38,7 @@ from ctid.store.reconcile import (
     reconcile_call,
 )
 from ctid.store.rolling_share import COMPLETENESS_WINDOW_S, RollingShare
-from ctid.store.rows import pbx_utc_offset
+from ctid.store.rows import naive_seconds, pbx_utc_offset
 from ctid.tracker.model import Call
 
 SETTLE_S = 10.0

@@ -14,13 +14,13 @@ into instants by whoever knows the PBX's offset.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ctid.errors import InputError
+from ctid.store.rows import naive_seconds
 
 FIXED_COLUMNS = (
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
@@ -126,14 +126,3 @@ def read_rows(
     except csv.Error as err:
         raise InputError(f"{path}: not a cdr_csv file ({err})") from err
     return found
-
-
-def naive_seconds(text: str) -> float | None:
-    """``2026-11-23 10:38:56`` → epoch seconds as if UTC; ``None`` for empty or other text."""
-    if len(text) != 19 or text[10] != " ":
-        return None
-    try:
-        naive = dt.datetime.fromisoformat(text)  # strptime's result, many times faster
-    except ValueError:
-        return None
-    return naive.replace(tzinfo=dt.UTC).timestamp()

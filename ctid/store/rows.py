@@ -138,22 +138,24 @@ def pbx_utc_offset(end_time: str, posted_at: float) -> float | None:
     ``Timestamp`` (epoch) name nearly the same instant; rounding their difference to a quarter
     hour gives the zone offset, whatever the PBX's time zone (delays under 7.5 min are fine).
     """
-    local = _naive_seconds(end_time)
+    local = naive_seconds(end_time)
     if local is None:
         return None
     return round((local - posted_at) / ZONE_STEP_S) * ZONE_STEP_S
 
 
 def _instant(text: str, offset: float | None) -> float | None:
-    local = _naive_seconds(text)
+    local = naive_seconds(text)
     return None if local is None or offset is None else local - offset
 
 
-def _naive_seconds(text: str) -> float | None:
-    if not text:
+def naive_seconds(text: str) -> float | None:
+    """``2026-11-23 10:38:56`` (a CDR time) → epoch seconds as if UTC; ``None`` for empty or
+    other text. Runs for every CDR: ``fromisoformat`` is about six times faster than strptime."""
+    if len(text) != 19 or text[10] != " ":
         return None
     try:
-        naive = dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S")
+        naive = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
     return naive.replace(tzinfo=dt.UTC).timestamp()
