@@ -122,9 +122,10 @@ class Floor:
             )
             sinks.append(self._quota_sink)
             self.live.collector.quotas = EngineQuotaProvider(self.quota)
+            quota = self.quota  # the reloader swaps its policy: read the version live
+            self.live.policy.version = lambda: quota.policy.version
             if publisher is not None:
-                engine = self.quota
-                self.quota_feed = QuotaFeed(publisher, lambda seat: engine.profile(seat).team)
+                self.quota_feed = QuotaFeed(publisher, lambda seat: quota.profile(seat).team)
         self.violation_feed: ViolationFeed | None = None
         if publisher is not None and settings.compliance is not None:
             self.violation_feed = ViolationFeed(

@@ -1,8 +1,12 @@
 """Every PromQL expression of every dashboard panel and rule, run by a real Prometheus.
 
 Debian's ``prometheus`` scrapes a running ctid (live floor wired in, the bundled demo capture
-replayed fast) for a while; then each expression, with the dashboard's template variables
-filled in, goes through ``/api/v1/query``: none may fail, and the key panels must have data.
+replayed fast, the example quota policy and the demo compliance policy loaded, so the quota and
+compliance families have samples) for a while, with the alert rules loaded; then each
+expression, with the dashboard's template variables filled in, goes through
+``/api/v1/query``: none may fail, and the key panels must have data.  Prometheus's own rule
+manager has evaluated every rule by then: none may report an error, nor an alert a template
+that did not expand.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -28,6 +32,14 @@ from tests.test_daemon import running
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+POLICY = ROOT / "examples" / "policy.toml"
+COMPLIANCE = ROOT / "examples" / "demo-compliance.toml"
+# With the policies loaded, the joins of the quota and compliance rules run on real series.
+RULE_INPUTS = (
+    "ctid:seat_quota_pace:ratio",
+    "ctid_seat_quota_target * (1 - ctid_seat_quota_attainment_ratio)",
+    "ctid_compliance_checks_total",
+)
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE_SECONDS = 15
 VARIABLES = {
@@ -117,11 +129,49 @@ def prometheus_binary() -> str:
     return PROMETHEUS
 
 
-def _run_stack(
-    prometheus: str, tmp: Path
-) -> tuple[list[tuple[str, str, str, dict[str, Any]]], Any]:
+class Evaluated(NamedTuple):
+    answers: list[tuple[str, str, str, dict[str, Any]]]
+    """(file, panel or rule, expression, Prometheus's answer) for every expression."""
+    targets: Any
+    rules: Any
+    """``/api/v1/rules``: each rule as Prometheus's rule manager last evaluated it."""
+    alerts: Any
+    """``/api/v1/alerts``: pending and firing alerts, annotations expanded."""
+    inputs: dict[str, dict[str, Any]]
+    """Answers to :data:`RULE_INPUTS`."""
+
+
+def _edited(source: Path, tmp: Path, edits: dict[str, str]) -> Path:
+    """``source`` copied into ``tmp`` with each pattern (one line each) replaced."""
+    text = source.read_text(encoding="utf-8")
+    for pattern, replacement in edits.items():
+        text, count = re.subn(rf"(?m)^{pattern}.*$", replacement, text)
+        assert count == 1, pattern
+    path = tmp / source.name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _policies(tmp: Path) -> tuple[Path, Path]:
+    """The example quota policy with every day a workday (quotas whatever day the test runs
+    on), and the demo compliance policy keeping its opt-out journal in ``tmp``."""
+    days = '["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]'
+    policy = _edited(
+        POLICY,
+        tmp,
+        {
+            "workdays = ": f"workdays = {days}",
+            "holidays = ": "holidays = []",
+        },
+    )
+    compliance = _edited(COMPLIANCE, tmp, {'data_dir = "var"': f'data_dir = "{tmp / "optouts"}"'})
+    return policy, compliance
+
+
+def _run_stack(prometheus: str, tmp: Path) -> Evaluated:
     """Scrape ctid for a while, then evaluate every expression; returns the answers."""
     ctid_port, prom_port = _free_port(), _free_port()
+    policy, compliance = _policies(tmp)
     settings = Settings(
         http={"port": ctid_port},
         demo={"speed": 20.0, "loop": True},
@@ -129,6 +179,8 @@ def _run_stack(
         seats=[
             {"id": f"10{n:02d}", "team": "inbound" if n <= 5 else "outbound"} for n in range(1, 11)
         ],
+        policy={"file": policy, "report_dir": tmp / "reports"},
+        compliance=compliance,
     )
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -140,7 +192,7 @@ def _run_stack(
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     base = f"http://127.0.0.1:{prom_port}"
 
-    async def scenario() -> tuple[list[tuple[str, str, str, dict[str, Any]]], Any]:
+    async def scenario() -> Evaluated:
         async with running(settings):
             with (tmp / "prometheus.log").open("wb") as log:
                 process = await asyncio.create_subprocess_exec(
@@ -163,7 +215,7 @@ def _run_stack(
     return asyncio.run(scenario())
 
 
-def _evaluate(base: str) -> tuple[list[tuple[str, str, str, dict[str, Any]]], Any]:
+def _evaluate(base: str) -> Evaluated:
     seats = _get(f"{base}/api/v1/label/seat/values")["data"]
     assert seats, "Prometheus has no seat series: did it scrape ctid?"
     values = {**VARIABLES, "seat": sorted(seats)[0]}
@@ -171,41 +223,73 @@ def _evaluate(base: str) -> tuple[list[tuple[str, str, str, dict[str, Any]]], An
         (source, title, expr, _query(base, substitute(expr, values)))
         for source, title, expr in [*dashboard_targets(), *rule_expressions()]
     ]
-    return answers, _get(f"{base}/api/v1/targets")
+    return Evaluated(
+        answers,
+        _get(f"{base}/api/v1/targets"),
+        _get(f"{base}/api/v1/rules"),
+        _get(f"{base}/api/v1/alerts"),
+        {expr: _query(base, expr) for expr in RULE_INPUTS},
+    )
 
 
 @pytest.fixture(scope="module")
-def evaluated(
-    prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[list[tuple[str, str, str, dict[str, Any]]], Any]:
+def evaluated(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
     return _run_stack(prometheus_binary, tmp_path_factory.mktemp("prometheus"))
 
 
-def test_prometheus_scrapes_ctid_in_openmetrics_without_errors(evaluated: Any) -> None:
-    _, targets = evaluated
-    (target,) = targets["data"]["activeTargets"]
+def test_prometheus_scrapes_ctid_in_openmetrics_without_errors(evaluated: Evaluated) -> None:
+    (target,) = evaluated.targets["data"]["activeTargets"]
     assert target["health"] == "up", target["lastError"]
     assert target["lastError"] == ""
 
 
-def test_every_dashboard_and_rule_expression_evaluates(evaluated: Any) -> None:
-    answers, _ = evaluated
+def test_every_dashboard_and_rule_expression_evaluates(evaluated: Evaluated) -> None:
     failures = [
         f"{source} / {title}: {answer.get('error')} in {expr}"
-        for source, title, expr, answer in answers
+        for source, title, expr, answer in evaluated.answers
         if answer.get("status") != "success"
     ]
     assert not failures, "\n".join(failures)
-    assert len(answers) >= 60  # every panel target and rule was asked
+    rules = {(source, name) for source, name, _e in rule_expressions()}
+    asked = {(source, title) for source, title, _e, _a in evaluated.answers}
+    assert rules <= asked
+    assert len(evaluated.answers) >= 60  # every panel target and rule was asked
 
 
-def test_key_panels_show_data_on_the_demo_floor(evaluated: Any) -> None:
-    answers, _ = evaluated
+def test_key_panels_show_data_on_the_demo_floor(evaluated: Evaluated) -> None:
     empty = {
         (source, title)
-        for source, title, _expr, answer in answers
+        for source, title, _expr, answer in evaluated.answers
         if (source, title) in KEY_PANELS and not answer["data"]["result"]
     }
     assert not empty, f"key panels without data: {sorted(empty)}"
-    seen = {(source, title) for source, title, _e, _a in answers}
+    seen = {(source, title) for source, title, _e, _a in evaluated.answers}
     assert seen >= KEY_PANELS  # a renamed panel must not silently leave the list
+
+
+def test_prometheus_loads_and_evaluates_every_rule_without_error(evaluated: Evaluated) -> None:
+    loaded = [
+        (group["file"], rule)
+        for group in evaluated.rules["data"]["groups"]
+        for rule in group["rules"]
+    ]
+    assert len(loaded) == len(list(rule_expressions()))
+    broken = [
+        f"{Path(file).name} / {rule['name']}: {rule['health']} {rule.get('lastError', '')}"
+        for file, rule in loaded
+        if rule["health"] != "ok" or rule.get("lastError")
+    ]
+    assert not broken, "\n".join(broken)
+
+
+def test_active_alerts_expand_their_templates(evaluated: Evaluated) -> None:
+    for alert in evaluated.alerts["data"]["alerts"]:
+        for key, text in alert["annotations"].items():
+            where = f"{alert['labels']['alertname']} {key}: {text}"
+            assert "error expanding template" not in text, where
+            assert "<no value>" not in text, where
+
+
+def test_quota_and_compliance_inputs_of_the_rules_have_data(evaluated: Evaluated) -> None:
+    empty = [expr for expr, answer in evaluated.inputs.items() if not answer["data"]["result"]]
+    assert not empty, f"no data for {empty}"

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -568,15 +569,12 @@ def test_promtool_accepts_the_prometheus_config_and_its_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_ctid_pbx_down_fires_after_two_minutes_down(tmp_path: Path) -> None:
+def test_ami_down_fires_after_two_minutes_down(tmp_path: Path) -> None:
     promtool = _tool("promtool", f"{APT} prometheus")
     rule_file = DEPLOY / "prometheus" / "rules" / "ctid-health.yml"
-    (rule,) = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
-    assert (rule["alert"], rule["expr"], rule["for"]) == (
-        "CtidPbxDown",
-        "ctid_ami_connected == 0",
-        "2m",
-    )
+    rules = yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]
+    (rule,) = [rule for rule in rules if rule.get("alert") == "AmiDown"]
+    assert (rule["expr"], rule["for"]) == ("ctid_ami_connected == 0", "2m")
     labels = {"pbx": "pbx1", "instance": "ctid:9480", "job": "ctid"}
 
     def render(template: str) -> str:
@@ -595,8 +593,8 @@ def test_ctid_pbx_down_fires_after_two_minutes_down(tmp_path: Path) -> None:
                 "interval": "15s",
                 "input_series": [{"series": series, "values": "1 1 0x20"}],  # down from 30 s
                 "alert_rule_test": [
-                    {"eval_time": "2m", "alertname": "CtidPbxDown", "exp_alerts": []},
-                    {"eval_time": "3m", "alertname": "CtidPbxDown", "exp_alerts": [firing]},
+                    {"eval_time": "2m", "alertname": "AmiDown", "exp_alerts": []},
+                    {"eval_time": "3m", "alertname": "AmiDown", "exp_alerts": [firing]},
                 ],
             }
         ],
@@ -616,10 +614,105 @@ def test_prometheus_scrapes_ctid_where_the_stack_serves_it() -> None:
     )
 
 
+ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
+
+
 def test_amtool_accepts_the_alertmanager_config() -> None:
     amtool = _tool("amtool", f"{APT} prometheus-alertmanager")
-    result = _run(amtool, "check-config", DEPLOY / "alertmanager" / "alertmanager.yml")
+    result = _run(amtool, "check-config", ALERTMANAGER)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _alert_labels() -> dict[str, dict[str, str]]:
+    """Alert name -> the labels its rule sets (severity, category, signal)."""
+    return {
+        rule["alert"]: rule["labels"]
+        for path in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+
+
+OFFICER, LEAD_IN, LEAD_OUT = "compliance-officer", "team-lead-inbound", "team-lead-outbound"
+ROUTES = [
+    # (alert, labels its expression gives, receivers)
+    ("CtidDown", {"instance": "ctid:9480", "job": "ctid"}, "ops"),
+    ("AmiDown", {"pbx": "pbx1", "instance": "ctid:9480"}, "ops"),
+    ("DataGap", {"pbx": "pbx1", "instance": "ctid:9480"}, "ops"),
+    ("CdrDriftHigh", {"pbx": "pbx1", "instance": "ctid:9480"}, "ops"),
+    ("SeatBehindQuotaPace", {"team": "inbound", "seat": "1001"}, LEAD_IN),
+    ("SeatQuotaMissedAtEOD", {"team": "outbound", "seat": "1006"}, LEAD_OUT),
+    ("TeamBelowTarget", {"team": "default", "quota": "dials"}, "floor-manager"),
+    ("ComplianceViolations", {"team": "outbound", "rule": "do_not_call"}, f"{OFFICER},{LEAD_OUT}"),
+    ("ComplianceViolations", {"rule": "abandon_rate"}, OFFICER),
+    ("ComplianceInterceptionRateHigh", {"team": "inbound"}, f"{OFFICER},{LEAD_IN}"),
+    ("CarrierInterceptionSpike", {"team": "outbound"}, f"{OFFICER},{LEAD_OUT}"),
+    ("AbandonRateHigh", {"site": "floor-1"}, OFFICER),
+]
+
+
+def test_every_alert_has_a_route_case() -> None:
+    assert {alert for alert, _, _ in ROUTES} == set(_alert_labels())
+
+
+@pytest.mark.parametrize(("alert", "labels", "receivers"), ROUTES)
+def test_alertmanager_routes_alerts_to_team_leaders_compliance_and_ops(
+    alert: str, labels: dict[str, str], receivers: str
+) -> None:
+    amtool = _tool("amtool", f"{APT} prometheus-alertmanager")
+    every = {"alertname": alert, **_alert_labels()[alert], **labels}
+    result = _run(
+        amtool,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER}",
+        f"--verify.receivers={receivers}",
+        *(f"{key}={value}" for key, value in every.items()),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receivers
+
+
+def test_alertmanager_inhibits_what_ctid_down_and_ami_down_explain() -> None:
+    config = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    rules = {
+        (tuple(rule["source_matchers"]), tuple(rule["target_matchers"])): rule["equal"]
+        for rule in config["inhibit_rules"]
+    }
+    assert rules[(('alertname="CtidDown"',), ('alertname!="CtidDown"',))] == ["instance"]
+    assert rules[(('alertname="AmiDown"',), ('alertname="DataGap"',))] == ["instance", "pbx"]
+    # Every alert name an inhibition names exists.
+    names = set(_alert_labels())
+    for source, target in rules:
+        for matcher in source + target:
+            assert matcher.split('"')[1] in names, matcher
+
+
+SECRET_KEYS = {
+    "smtp_auth_password", "smtp_auth_secret", "auth_password", "password", "api_key",
+    "token", "bot_token", "routing_key", "service_key", "credentials",
+}  # fmt: skip
+
+
+def _keys_and_values(node: Any) -> Iterator[tuple[Any, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from _keys_and_values(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keys_and_values(item)
+
+
+def test_alertmanager_config_holds_no_secret_and_no_phone_number() -> None:
+    text = ALERTMANAGER.read_text(encoding="utf-8")
+    for key, value in _keys_and_values(yaml.safe_load(text)):
+        assert key not in SECRET_KEYS, key  # the *_file variants are fine
+        if key == "url":
+            assert "@" not in value, value  # no user:password@host
+    assert not re.search(r"\d{7,}", text)
 
 
 def test_grafana_provisions_prometheus_and_the_dashboards_folder() -> None:

@@ -44,6 +44,12 @@ async def reload_failures(url: str) -> float:
     return samples[("ctid_policy_reload_failures_total", ())]
 
 
+async def policy_info_versions(url: str) -> list[str]:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+        samples = _samples(await response.text())
+    return [dict(labels)["version"] for name, labels in samples if name == "ctid_policy_info"]
+
+
 @pytest.mark.asyncio
 async def test_an_edited_policy_file_replaces_the_policy_and_keeps_todays_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -52,9 +58,10 @@ async def test_an_edited_policy_file_replaces_the_policy_and_keeps_todays_counte
     policy = every_day_policy(tmp_path)
     day = dt.date.fromisoformat(today())
     with capture_logs() as logs:
-        async with running(daemon_settings(policy)) as (floor, _url):
+        async with running(daemon_settings(policy)) as (floor, url):
             engine = floor.quota
             assert engine is not None
+            assert await policy_info_versions(url) == ["2026-11"]
             engine.add("1001", day, "effective_calls", 7, dt.datetime.now(dt.UTC))
             assert engine.targets("1001", day)["effective_calls"] == 120
             rewrite(policy, 'version = "2026-11"', 'version = "2026-12"')
@@ -67,6 +74,7 @@ async def test_an_edited_policy_file_replaces_the_policy_and_keeps_todays_counte
             assert floor.quota is engine
             assert engine.targets("1001", day)["effective_calls"] == 90
             assert engine.actuals("1001", day)["effective_calls"] == 7
+            assert await policy_info_versions(url) == ["2026-12"]
     reloaded = [e for e in logs if e["event"] == "policy_reloaded"]
     assert [(e["version"], e["previous"]) for e in reloaded] == [("2026-12", "2026-11")]
 
