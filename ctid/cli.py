@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(settings.log.level, settings.log.format)
-    for warning in config_warnings(args.config, settings):
+    for warning in config_warnings(args.config):
         structlog.get_logger("ctid").warning("config_insecure", detail=warning)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_daemon(settings))

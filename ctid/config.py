@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -187,21 +189,42 @@ class Settings(BaseSettings):
         return {ep: seat.id for seat in self.seats for ep in seat.endpoint_names()}
 
 
-def config_warnings(path: Path | None, settings: Settings) -> list[str]:
+def secrets_in_file(data: Mapping[str, Any]) -> list[str]:
+    """The keys of a parsed config file that hold a secret (never the secrets themselves)."""
+    found = [
+        f"pbx[{i}].secret"
+        for i, pbx in enumerate(data.get("pbx") or [])
+        if isinstance(pbx, Mapping) and pbx.get("secret")
+    ]
+    for section, key in (("http", "api_token"), ("mqtt", "password"), ("mqtt", "command_token")):
+        table = data.get(section)
+        if isinstance(table, Mapping) and table.get(key):
+            found.append(f"{section}.{key}")
+    store = data.get("store")
+    url = store.get("url") if isinstance(store, Mapping) else None
+    # user:password@host in a database URL
+    if isinstance(url, str) and re.search(r"://[^/@]*:[^/@]+@", url):
+        found.append("store.url (password)")
+    return found
+
+
+def config_warnings(path: Path | None) -> list[str]:
     """Problems worth a warning but not a refusal to start."""
-    warnings: list[str] = []
-    has_secret = any(pbx.secret is not None for pbx in settings.pbx)
-    if path is not None and has_secret:
-        try:
-            mode = path.stat().st_mode
-        except OSError:
-            return warnings
-        if mode & 0o004:
-            warnings.append(
-                f"{path} holds a PBX secret and is world-readable: chmod o-r it, "
-                "or move the secret to an environment variable (secret_env)"
-            )
-    return warnings
+    if path is None:
+        return []
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return []
+    if not mode & 0o004:
+        return []
+    held = secrets_in_file(read_toml(path, ConfigError, "config file"))
+    if not held:
+        return []
+    return [
+        f"{path} holds secrets ({', '.join(held)}) and is world-readable: chmod o-r it, or move "
+        "them to environment variables (secret_env, api_token_env, CTID_MQTT__PASSWORD, ...)"
+    ]
 
 
 def load_settings(path: Path | None) -> Settings:

@@ -62,8 +62,32 @@ def test_world_readable_secret_is_warned_about(tmp_path: Path) -> None:
 
     path = _write(tmp_path, '[[pbx]]\nname = "pbx1"\nsecret = "hunter2"\n')
     path.chmod(0o644)
-    (warning,) = config_warnings(path, load_settings(path))
+    (warning,) = config_warnings(path)
     assert "world-readable" in warning
+    assert "pbx[0].secret" in warning
     assert "hunter2" not in warning
     path.chmod(0o600)
-    assert config_warnings(path, load_settings(path)) == []
+    assert config_warnings(path) == []
+
+
+def test_every_kind_of_secret_in_a_world_readable_file_is_named(tmp_path: Path) -> None:
+    from ctid.config import config_warnings
+
+    path = _write(
+        tmp_path,
+        '[http]\napi_token = "tok-1"\n[mqtt]\npassword = "mq-2"\n'
+        '[store]\nurl = "postgresql+psycopg://ctid:db-3@db/ctid"\n',
+    )
+    path.chmod(0o644)
+    (warning,) = config_warnings(path)
+    for key in ("http.api_token", "mqtt.password", "store.url (password)"):
+        assert key in warning
+    assert not any(secret in warning for secret in ("tok-1", "mq-2", "db-3"))
+
+
+def test_a_world_readable_file_without_secrets_is_fine(tmp_path: Path) -> None:
+    from ctid.config import config_warnings
+
+    path = _write(tmp_path, '[store]\nurl = "postgresql+psycopg://ctid@db/ctid"\n')
+    path.chmod(0o644)
+    assert config_warnings(path) == []
