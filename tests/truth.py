@@ -13,7 +13,7 @@ from ctid.tracker.tallies import SeatTally
 
 CAPTURES = Path(__file__).parent / "captures"
 TOLERANCE_S = 0.01
-"""The truth is rounded to milliseconds; ctid agrees within that (±1 s would be enough for quotas)."""
+"""The truth is rounded to milliseconds; ctid agrees within that (quotas need ±1 s)."""
 
 # Outcome → the dispositions Asterisk's CDRs give such a call (truth's per-call disposition).
 OUTCOME_DISPOSITIONS = {
