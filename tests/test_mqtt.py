@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,29 +34,14 @@ from ctid.pipeline import PbxPipeline
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
+from tests.conftest import MQTT_BROKER, listening
 from tests.truth import CAPTURES
 
-BROKER = ("127.0.0.1", 1883)
+BROKER = MQTT_BROKER
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-def _listening(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0
-
-
-@pytest.fixture
-def broker() -> tuple[str, int]:
-    if not _listening(*BROKER):
-        pytest.skip("no MQTT broker on 127.0.0.1:1883: run scripts/ensure-mosquitto.sh")
-    return BROKER
-
-
-@pytest.fixture
-def prefix() -> str:
-    # Each test has topics of its own on the shared broker.
-    return f"ctid-test-{uuid.uuid4().hex[:12]}"
+_listening = listening
 
 
 def _settings(prefix: str, port: int = 1883, **extra: Any) -> MqttSettings:

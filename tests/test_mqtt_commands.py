@@ -49,24 +49,12 @@ from tests.mqtt_support import (
 from tests.test_api import every_day_policy, quota_target, today
 from tests.test_compliance_tcp import BUSY_NUMBER
 from tests.test_daemon import running
-from tests.test_mqtt import BROKER, _listening, mosquitto, until
+from tests.test_mqtt import mosquitto, until
 from tests.test_policy_engine import MONDAY, POLICY, SEATS, at
 from tests.truth import CAPTURES
 
 TOPICS = CommandTopics("ctid", SITE)
 MASKED = "720*****04"
-
-
-@pytest.fixture
-def broker() -> tuple[str, int]:
-    if not _listening(*BROKER):
-        pytest.skip("no MQTT broker on 127.0.0.1:1883: run scripts/ensure-mosquitto.sh")
-    return BROKER
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"ctid-test-{uuid.uuid4().hex[:12]}"
 
 
 def override(request_id: str, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,7 @@ from ctid.tracker.model import OutboundDial
 from ctid.tracker.tallies import DailyTallies
 from tests.test_compliance_tcp import BUSY_NUMBER, BUSY_SEAT_CHANNEL
 from tests.test_mqtt import (
-    BROKER,
     _body,
-    _listening,
     clear_retained,
     receive,
     running,
@@ -47,19 +44,6 @@ from tests.truth import CAPTURES
 
 MASKED = "720*****04"
 POLICY = Path(__file__).parent.parent / "examples" / "policy.toml"
-
-
-@pytest.fixture
-def broker() -> tuple[str, int]:
-    if not _listening(*BROKER):
-        pytest.skip("no MQTT broker on 127.0.0.1:1883: run scripts/ensure-mosquitto.sh")
-    return BROKER
-
-
-@pytest.fixture
-def prefix() -> str:
-    # Each test has topics of its own on the shared broker.
-    return f"ctid-test-{uuid.uuid4().hex[:12]}"
 
 
 def _mqtt(prefix: str, port: int) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from ctid.policy import QuotaScheduler
 from tests.mqtt_support import SITE, TOKEN, Inbox, clear_prefix, with_commands
 from tests.test_api import every_day_policy, today
 from tests.test_compliance_tcp import BUSY_NUMBER
-from tests.test_mqtt import BROKER, _listening, until
+from tests.test_mqtt import until
 from tests.test_mqtt_events import _compliance_policy, _quota_floor
 from tests.test_policy_engine import MONDAY, FakeClock, at, call
 from tests.truth import CAPTURES
@@ -86,18 +85,6 @@ def check_all(inbox: Inbox) -> set[str]:
         if message.payload and not topic.startswith("command/"):
             used.add(check(topic, message.payload))
     return used
-
-
-@pytest.fixture
-def broker() -> tuple[str, int]:
-    if not _listening(*BROKER):
-        pytest.skip("no MQTT broker on 127.0.0.1:1883: run scripts/ensure-mosquitto.sh")
-    return BROKER
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"ctid-test-{uuid.uuid4().hex[:12]}"
 
 
 def test_every_schema_is_valid_draft_2020_12() -> None:

@@ -24,7 +24,7 @@ from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
 from tests.mqtt_support import SITE, Inbox, clear_prefix, mqtt_settings
 from tests.test_daemon import running
-from tests.test_mqtt import BROKER, _listening, receive
+from tests.test_mqtt import receive
 from tests.test_policy_engine import MONDAY, POLICY, SEATS, at
 from tests.truth import CAPTURES
 
@@ -188,13 +188,6 @@ def test_new_adjustments_mark_their_seat_once() -> None:
 
 
 # --- the daemon, against Mosquitto --------------------------------------------------------------
-
-
-@pytest.fixture
-def broker() -> tuple[str, int]:
-    if not _listening(*BROKER):
-        pytest.skip("no MQTT broker on 127.0.0.1:1883: run scripts/ensure-mosquitto.sh")
-    return BROKER
 
 
 @pytest.mark.mqtt
