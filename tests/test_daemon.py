@@ -18,13 +18,16 @@ from tests.truth import CAPTURES
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[Floor, str]]:
+async def running(
+    settings: Settings, *, ready_within: float = 10.0
+) -> AsyncIterator[tuple[Floor, str]]:
+    """The daemon in this event loop; its floor and base URL once it is serving."""
     ready: asyncio.Future[tuple[Floor, int | None]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
         run_daemon(settings, handle_signals=False, on_ready=lambda f, p: ready.set_result((f, p)))
     )
     try:
-        floor, port = await asyncio.wait_for(ready, timeout=10)
+        floor, port = await asyncio.wait_for(ready, timeout=ready_within)
         yield floor, f"http://127.0.0.1:{port}"
     finally:
         task.cancel()

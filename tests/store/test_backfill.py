@@ -10,11 +10,9 @@ link had dropped then.  That call ends inside the gap that follows; its row in t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +27,6 @@ from ctid.ami.server import AmiReplayServer
 from ctid.cdr_checks import CdrChecks
 from ctid.cli import main
 from ctid.config import Settings
-from ctid.daemon import Floor, run_daemon
 from ctid.metrics.health import ReconcileMetrics
 from ctid.store.backfill import BackfillReport, backfill, insert_absent
 from ctid.store.capture import capture_rows
@@ -41,6 +38,7 @@ from ctid.store.writer import StoreWriter
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.model import Direction, Outcome
 from tests.store.support import FAST_BACKOFF, count, migrated, wait_for, writer_running
+from tests.test_daemon import running
 from tests.truth import capture_streams, load_truth
 
 UTC = ZoneInfo("UTC")
@@ -242,20 +240,6 @@ def test_a_gap_ends_at_the_first_tracked_event_after_the_reconnect(resync_first:
     assert writer.gaps[-1] == ("pbx", 100.0, 117.5)
 
 
-@contextlib.asynccontextmanager
-async def daemon(settings: Settings) -> AsyncIterator[Floor]:
-    ready: asyncio.Future[Floor] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run_daemon(settings, handle_signals=False, on_ready=lambda f, _p: ready.set_result(f))
-    )
-    try:
-        yield await asyncio.wait_for(ready, timeout=10)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def first_gap(engine: Engine) -> tuple[float, float | None]:
     """The gap of the cut (the replay server closes the second connection too)."""
     with engine.connect() as connection:
@@ -276,7 +260,7 @@ async def test_the_daemon_backfills_the_gap_when_the_link_comes_back(tmp_path: P
             "http": {"enabled": False},
             "store": {"data_dir": str(data_dir), "flush_ms": 20},
         }
-        async with daemon(Settings.model_validate(config)) as floor:
+        async with running(Settings.model_validate(config)) as (floor, _url):
 
             def backfilled() -> bool:
                 return backfilled_flags(engine).get(LOST_CALL) is True

@@ -6,37 +6,21 @@ Skipped until the wiring in docs/store.md ("Wiring") is in ctid.config and ctid.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ctid.config import Settings
-from ctid.daemon import Floor, run_daemon
 from ctid.store.engine import make_engine
 from tests.store.support import count
+from tests.test_daemon import running
 from tests.truth import CAPTURES
 
 pytestmark = pytest.mark.skipif(
     "store" not in Settings.model_fields, reason="store not wired into the daemon yet"
 )
-
-
-@contextlib.asynccontextmanager
-async def daemon(settings: Settings) -> AsyncIterator[Floor]:
-    ready: asyncio.Future[Floor] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run_daemon(settings, handle_signals=False, on_ready=lambda f, _p: ready.set_result(f))
-    )
-    try:
-        yield await asyncio.wait_for(ready, timeout=10)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def demo_settings(tmp_path: Path) -> Settings:
@@ -61,14 +45,14 @@ async def test_the_daemon_stores_calls_and_cdrs_and_restores_today_after_a_resta
     store: Any = settings.model_dump()["store"]  # Settings.store exists once wired
     engine = make_engine(f"sqlite:///{Path(store['data_dir']) / 'ctid.db'}")
     try:
-        async with daemon(settings):
+        async with running(settings):
             async with asyncio.timeout(15):
                 # Polling the database, as an operator would: there is no event to wait on.
                 while await asyncio.to_thread(count, engine, "cdrs") < 5:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
             assert await asyncio.to_thread(count, engine, "calls") == 1
             assert await asyncio.to_thread(count, engine, "seats") == 5
-        async with daemon(settings) as floor:
+        async with running(settings) as (floor, _url):
             # Restored before the PBX link starts: the retimed demo call ended "today".
             today = dt.datetime.now(settings.site.tz).date()
             restored = floor.tallies.days[today]["1002"]

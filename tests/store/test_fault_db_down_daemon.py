@@ -9,8 +9,7 @@ no PostgreSQL answers (see tests/store/conftest.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ from sqlalchemy import Engine, select
 from ctid.ami.capture import load_capture
 from ctid.ami.server import AmiReplayServer
 from ctid.config import Settings
-from ctid.daemon import Floor, run_daemon
 from ctid.store.capture import capture_rows
 from ctid.store.engine import make_engine
 from ctid.store.schema import metadata
 from ctid.store.upsert import PRIMARY_KEYS
 from tests.store.support import TcpProxy, count
+from tests.test_daemon import running
 from tests.truth import CAPTURES, capture_streams, load_truth
 
 CAPTURE = "mixed_busy_period"
@@ -39,21 +38,6 @@ CALLS_DURING_OUTAGE = 8
 CALL_TABLES = ("calls", "call_segments", "cdrs", "internal_talk", "internal_calls")
 
 pytestmark = pytest.mark.postgres
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[Floor, str]]:
-    ready: asyncio.Future[tuple[Floor, int | None]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run_daemon(settings, handle_signals=False, on_ready=lambda f, p: ready.set_result((f, p)))
-    )
-    try:
-        floor, port = await asyncio.wait_for(ready, timeout=30)
-        yield floor, f"http://127.0.0.1:{port}"
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class Observer:
@@ -131,7 +115,10 @@ async def test_the_daemon_measures_through_a_database_outage_and_stores_every_ca
                     "store": {"url": proxy.url, "data_dir": str(tmp_path), "flush_ms": 20},
                 }
             )
-            async with running(settings) as (floor, url), aiohttp.ClientSession() as http:
+            async with (
+                running(settings, ready_within=30) as (floor, url),
+                aiohttp.ClientSession() as http,
+            ):
                 daemon = Observer(http, url, direct)
                 await until(lambda: _at_least(daemon.calls_ended(), CUT_AFTER_CALLS))
                 await until(lambda: _at_least(daemon.stored(), 1))
