@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 FUZZ_SECONDS ?= 60
+SOAK_MINUTES ?= 10
 
-.PHONY: run test test-tools lint typecheck pytest bench bench-quick bench-metrics dashboards fuzz clean
+.PHONY: run test test-tools lint typecheck pytest bench bench-quick bench-metrics soak dashboards fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# The daemon for SOAK_MINUTES against a simulated floor at twice a 5,000-seat centre's peak,
+# then its store checked call by call (bench/soak/); figures in bench/results/soak.json.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 fuzz: $(STAMP)
 	$(BIN)/pip install --quiet atheris
