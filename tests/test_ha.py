@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,6 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from ctid.cli import main
@@ -39,7 +37,6 @@ from ctid.ha.session import APPLICATION_NAME, connect_args, lock_engine, timeout
 from ctid.ha.settings import DEFAULT_LOCK_KEY, HaSettings, is_postgres_url
 from tests.truth import CAPTURES
 
-PG_SERVER = os.environ.get("CTID_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 DEMO = CAPTURES / "answered_customer_hangup.ami.gz"
 FAST = {"retry_seconds": 0.1, "check_seconds": 0.2}
 
@@ -116,49 +113,7 @@ def test_ha_disabled_needs_no_postgresql() -> None:
     assert Settings(ha={"enabled": False}).ha.enabled is False
 
 
-# --- PostgreSQL fixtures -------------------------------------------------------------------
-
-
-def _admin(database: str = "postgres") -> Engine:
-    return create_engine(
-        f"{PG_SERVER}/{database}", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A database of this module's own, dropped afterwards."""
-    admin = _admin()
-    name = f"ctid_ha_test_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as err:
-        admin.dispose()
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-        pytest.skip(
-            f"PostgreSQL not reachable at {PG_SERVER} ({reason}); "
-            "run scripts/ensure-postgres.sh as root"
-        )
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    """The module's database with an empty ``public`` schema."""
-    engine = create_engine(pg_database)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-    return pg_database
+# --- PostgreSQL (pg_database, pg_url: tests/conftest.py) -----------------------------------
 
 
 @pytest.fixture
