@@ -255,6 +255,22 @@ def test_without_mqtt_the_floor_has_no_feeds(
     assert (floor.live.publisher, floor.quota_feed, floor.violation_feed) == (None, None, None)
 
 
+def quota_day(floor: Floor) -> tuple[FakeClock, QuotaScheduler]:
+    """Monday from 08:00 on a fake clock; at 09:20 seat 1001 (standard: 100 talk minutes, 120
+    effective calls) makes 100 one-minute calls through the link's sinks: talk met, calls short."""
+    assert floor.quota is not None
+    sinks = floor.links[0].pipeline.sinks
+
+    def morning() -> None:
+        for n in range(100):
+            effect = call("1001", at(MONDAY, 9, 20) + dt.timedelta(seconds=90 * n), 60.0)
+            for sink in sinks:
+                sink(effect)
+
+    clock = FakeClock(at(MONDAY, 8), [(at(MONDAY, 9, 20), morning)])
+    return clock, QuotaScheduler(floor.quota, clock, floor.on_quota_events, sleep=clock.sleep)
+
+
 @pytest.mark.mqtt
 @pytest.mark.asyncio
 async def test_quota_events_arrive_on_their_topics_and_the_eod_report_is_retained(
@@ -262,19 +278,8 @@ async def test_quota_events_arrive_on_their_topics_and_the_eod_report_is_retaine
 ) -> None:
     floor = _quota_floor(prefix, broker[1], tmp_path, monkeypatch)
     publisher = floor.live.publisher
-    assert floor.quota is not None
     assert publisher is not None
-    sinks = floor.links[0].pipeline.sinks
-
-    def morning() -> None:
-        # 1001 (standard: 100 talk minutes, 120 effective calls): talk met, calls short.
-        for n in range(100):
-            effect = call("1001", at(MONDAY, 9, 20) + dt.timedelta(seconds=90 * n), 60.0)
-            for sink in sinks:
-                sink(effect)
-
-    clock = FakeClock(at(MONDAY, 8), [(at(MONDAY, 9, 20), morning)])
-    scheduler = QuotaScheduler(floor.quota, clock, floor.on_quota_events, sleep=clock.sleep)
+    clock, scheduler = quota_day(floor)
     got = Collected(prefix)
 
     def grace_of_1001_and_9001() -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 from functools import cache
 from pathlib import Path
@@ -25,13 +24,12 @@ from ctid.ami.capture import load_capture
 from ctid.ami.server import AmiReplayServer
 from ctid.config import Settings
 from ctid.daemon import run_daemon
-from ctid.policy import QuotaScheduler
 from tests.mqtt_support import SITE, TOKEN, Inbox, clear_prefix, with_commands
 from tests.test_api import every_day_policy, today
 from tests.test_compliance_tcp import BUSY_NUMBER
 from tests.test_mqtt import until
-from tests.test_mqtt_events import _compliance_policy, _quota_floor
-from tests.test_policy_engine import MONDAY, FakeClock, at, call
+from tests.test_mqtt_events import _compliance_policy, _quota_floor, quota_day
+from tests.test_policy_engine import MONDAY, at
 from tests.truth import CAPTURES
 
 SCHEMAS = Path(__file__).parent.parent / "docs" / "mqtt-schemas"
@@ -183,18 +181,8 @@ async def test_quota_events_and_the_eod_report_match_their_schemas(
 ) -> None:
     floor = _quota_floor(prefix, broker[1], tmp_path, monkeypatch)
     publisher = floor.live.publisher
-    assert floor.quota is not None
     assert publisher is not None
-    sinks = floor.links[0].pipeline.sinks
-
-    def morning() -> None:
-        for n in range(100):
-            effect = call("1001", at(MONDAY, 9, 20) + dt.timedelta(seconds=90 * n), 60.0)
-            for sink in sinks:
-                sink(effect)
-
-    clock = FakeClock(at(MONDAY, 8), [(at(MONDAY, 9, 20), morning)])
-    scheduler = QuotaScheduler(floor.quota, clock, floor.on_quota_events, sleep=clock.sleep)
+    clock, scheduler = quota_day(floor)
     run = asyncio.create_task(publisher.run())
     try:
         async with aiomqtt.Client(*broker) as client:
