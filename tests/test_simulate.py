@@ -26,7 +26,6 @@ import pytest
 from ctid.ami.capture import Capture, RecordedFrame
 from ctid.ami.client import AmiClient
 from ctid.ami.events import TRACKED_EVENTS
-from ctid.ami.server import AmiReplayServer
 from ctid.cli import main
 from ctid.pipeline import PbxPipeline
 from ctid.replay import replay_streams
@@ -41,6 +40,7 @@ from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.model import Call, CallEnded, Effect
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
+from tests.test_tcp_accuracy import replay_over_tcp
 from tests.truth import CAPTURES, call_mismatches, seat_expectations, seat_mismatches
 
 START = 1_800_000_000.0
@@ -100,43 +100,8 @@ async def test_tcp_replay_matches_the_generated_truth(floor: Simulation) -> None
 
 
 async def _tracked_over_tcp(capture: Capture) -> tuple[dict[str, Any], list[Call]]:
-    ended: list[Call] = []
-
-    def collect(effect: Effect) -> None:
-        if isinstance(effect, CallEnded):
-            ended.append(effect.call)
-
-    pipeline = PbxPipeline(
-        CallTracker("pbx", EndpointDirectory()), DailyTallies(ZoneInfo("UTC")), [collect]
-    )
-    lost = asyncio.Event()
-
-    def on_lost(last_frame_at: float | None) -> None:
-        pipeline.connection_lost(last_frame_at)
-        lost.set()
-
-    async with AmiReplayServer(capture, secret="s3cret", close_after_stream=True) as server:
-        client = AmiClient(
-            name="pbx",
-            host="127.0.0.1",
-            port=server.port,
-            username="ctid",
-            secret="s3cret",
-            auth="md5",
-            keep_events=TRACKED_EVENTS,
-            on_messages=pipeline.on_messages,
-            on_disconnected=on_lost,
-            backoff_initial=0.01,
-            backoff_max=0.05,
-        )
-        task = asyncio.create_task(client.run())
-        try:
-            await asyncio.wait_for(lost.wait(), timeout=60)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    return pipeline.tallies.totals(), ended + pipeline.tracker.open_calls()
+    pipeline, calls = await replay_over_tcp([capture])
+    return pipeline.tallies.totals(), calls
 
 
 def test_a_saturated_floor_without_extra_talk_matches_too() -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ctid.ami.capture import parse_capture
+from ctid.ami.capture import Capture, parse_capture
 from ctid.ami.client import AmiClient
 from ctid.ami.events import TRACKED_EVENTS
 from ctid.ami.server import AmiReplayServer
@@ -28,6 +29,14 @@ async def _replay_over_tcp(
     name: str, chunk_size: int | None = None
 ) -> tuple[PbxPipeline, list[Call]]:
     captures = [parse_capture(data, name=name) for data in capture_streams(name)]
+    return await replay_over_tcp(captures, chunk_size)
+
+
+async def replay_over_tcp(
+    captures: Sequence[Capture], chunk_size: int | None = None
+) -> tuple[PbxPipeline, list[Call]]:
+    """Serve the captures (successive connections of one PBX) to the real client and tracker;
+    the pipeline and every call, ended or still open, once the last connection closed."""
     ended: list[Call] = []
 
     def collect(effect: Effect) -> None:
