@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -240,9 +241,15 @@ async def _serve(
         await server.start()
     except OSError as err:
         raise InputError(f"cannot listen on {args.host}:{port}: {err.strerror}") from err
+    # Ctrl-C and SIGTERM end the wait below instead of cancelling this task: a cancel landing
+    # inside the server's close would print a traceback.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
         print(_listening(args.host, server.port, args.username, secret, speed), flush=True)
-        await asyncio.Event().wait()  # serve until Ctrl-C
+        await stop.wait()
     finally:
         await server.close()
 
