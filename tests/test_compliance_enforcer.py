@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -43,13 +44,13 @@ class FakeSender:
         self.sent: list[tuple[str, dict[str, str]]] = []
         self.reply = reply
 
-    async def send_action(
-        self,
-        name: str,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> Message:
+    def send_now(
+        self, name: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Message]:
         self.sent.append((name, dict(headers or {})))
+        return self._answer()
+
+    async def _answer(self) -> Message:
         if self.reply is None:
             raise AmiError("no answer to Hangup within 5 s")
         return self.reply
@@ -108,6 +109,18 @@ async def test_logs_show_masked_numbers_only() -> None:
     assert {entry["event"] for entry in logs} == {"compliance_enforced", "compliance_violation"}
     assert all(NUMBER not in repr(entry) for entry in logs)
     assert all(entry["number"] == "720*****04" for entry in logs)
+
+
+@pytest.mark.asyncio
+async def test_the_action_is_written_before_submit_returns() -> None:
+    # The event callback that decided must not wait for the loop's next turns: the rest of
+    # a 64 KiB read would be processed first.
+    sender = FakeSender(Message("Response", "Success", {}))
+    enforcer = Enforcer(EnforcementSettings(), {"pbx": sender})
+    enforcer.submit([decision()])
+    assert sender.sent == [("Hangup", {"Channel": "PJSIP/1005-00000006", "Cause": "21"})]
+    await run(enforcer, [])
+    assert [o.ok for o in enforcer.outcomes] == [True]
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,13 @@ class SilentPbx:
     def __init__(self) -> None:
         self.received = asyncio.Event()
 
-    async def send_action(
-        self,
-        name: str,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> Message:
+    def send_now(
+        self, name: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Message]:
         self.received.set()
+        return self._never_answer()
+
+    async def _never_answer(self) -> Message:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -71,6 +72,24 @@ async def test_an_action_cut_short_by_shutdown_still_settles_as_cancelled() -> N
     ((_decision, outcome),) = settled
     assert outcome is not None
     assert (outcome.ok, outcome.detail) == (False, CANCELLED)
+
+
+@pytest.mark.asyncio
+async def test_decisions_still_queued_at_shutdown_are_kept_and_their_actions_cancelled() -> None:
+    settled: Settled = []
+    pbx = SilentPbx()
+    enforcer = Enforcer(EnforcementSettings(), {"pbx": pbx}, on_settled=_append(settled))
+    task = asyncio.create_task(enforcer.run())
+    await asyncio.sleep(0)  # run() is waiting on its queue
+    enforcer.submit([decision(Action.WARN), decision(Action.HANGUP)])
+    task.cancel()  # before run() takes them off the queue
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [(d.action, o.detail if o else None) for d, o in settled] == [
+        (Action.WARN, None),
+        (Action.HANGUP, CANCELLED),
+    ]
+    assert len(enforcer.decisions) == 2
 
 
 def _append(settled: Settled) -> OnSettled:

@@ -13,8 +13,8 @@ import asyncio
 import hashlib
 import itertools
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Literal, NoReturn
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from typing import Any, Literal, NoReturn
 
 import structlog
 
@@ -118,6 +118,12 @@ class AmiClient:
     ) -> Message:
         """See :meth:`AmiSession.send_action`; AmiError when not connected."""
         return await self._current().send_action(name, headers, timeout)
+
+    def send_now(
+        self, name: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Message]:
+        """See :meth:`AmiSession.send_now`; AmiError (at once) when not connected."""
+        return self._current().send_now(name, headers, timeout)
 
     async def send_list_action(
         self,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ctid.ami.codec import AmiCodec, Banner, Message, encode_message
 from ctid.errors import AmiError
@@ -58,16 +58,10 @@ class AmiLink:
         self, name: str, headers: Mapping[str, str], limit: float, *, is_list: bool, pump: bool
     ) -> list[Message]:
         """Send an action and wait for its answer; ``pump`` reads inline (no reader task yet)."""
-        if self._closed:
-            raise AmiError(f"cannot send {name}: link to the pbx is closed")
-        action_id = f"ctid-{next(self._ids)}"
-        future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
-        self._pending[action_id] = _Pending(future, [] if is_list else None)
+        action_id, future = self._start(name, headers, is_list=is_list)
         try:
             async with asyncio.timeout(limit):
-                await self._write(
-                    encode_message("Action", name, {**headers, "ActionID": action_id})
-                )
+                await self._drain()
                 while pump and not future.done():
                     await self.read_once()
                 return await future
@@ -75,6 +69,48 @@ class AmiLink:
             raise AmiError(f"no answer to {name} within {limit:g} s") from None
         finally:
             self._pending.pop(action_id, None)
+
+    def send_now(
+        self, name: str, headers: Mapping[str, str], limit: float
+    ) -> Coroutine[Any, Any, Message]:
+        """Write a plain action at once, from a callback; await the result for the answer.
+
+        For decisions taken in an event callback: the bytes are in the socket before the rest
+        of the current read is processed, not after the next turns of the event loop.
+        """
+        action_id, future = self._start(name, headers, is_list=False)
+        return self._answer(name, action_id, future, limit)
+
+    async def _answer(
+        self, name: str, action_id: str, future: asyncio.Future[list[Message]], limit: float
+    ) -> Message:
+        try:
+            async with asyncio.timeout(limit):
+                (response,) = await future
+                return response
+        except TimeoutError:
+            raise AmiError(f"no answer to {name} within {limit:g} s") from None
+        finally:
+            self._pending.pop(action_id, None)
+
+    def _start(
+        self, name: str, headers: Mapping[str, str], *, is_list: bool
+    ) -> tuple[str, asyncio.Future[list[Message]]]:
+        """Register the action's answer slot and put the action in the transport's buffer.
+
+        ``transport.write`` never blocks and keeps whole messages in order, so no lock is
+        needed here; only waiting for the buffer to drain is serialised (:meth:`_drain`).
+        """
+        if self._closed:
+            raise AmiError(f"cannot send {name}: link to the pbx is closed")
+        action_id = f"ctid-{next(self._ids)}"
+        future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
+        try:
+            self._writer.write(encode_message("Action", name, {**headers, "ActionID": action_id}))
+        except (OSError, RuntimeError) as err:
+            raise AmiError(f"write to the pbx failed: {err}") from err
+        self._pending[action_id] = _Pending(future, [] if is_list else None)
+        return action_id, future
 
     def last_frame_timestamp(self) -> float | None:
         """PBX time of the newest frame received (what a crash leaves provable)."""
@@ -122,10 +158,9 @@ class AmiLink:
             pending.items.append(message)
         return None
 
-    async def _write(self, data: bytes) -> None:
+    async def _drain(self) -> None:
         try:
             async with self._lock:
-                self._writer.write(data)
                 await self._writer.drain()
         except OSError as err:
             raise AmiError(f"write to the pbx failed: {err}") from err
@@ -163,6 +198,14 @@ class AmiSession:
             name, headers or {}, wait, is_list=False, pump=self._pump
         )
         return response
+
+    def send_now(
+        self, name: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Message]:
+        """Write the action before returning (callable from an event callback); await the
+        result for the response, as with :meth:`send_action`."""
+        wait = self._timeout if timeout is None else timeout
+        return self._link.send_now(name, headers or {}, wait)
 
     async def send_list_action(
         self,

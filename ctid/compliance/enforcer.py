@@ -1,7 +1,9 @@
 """Carries decisions out: logs every one, sends ``Hangup``/``Redirect`` for enforced ones.
 
-:meth:`Enforcer.submit` is called from the event path and only queues; :meth:`Enforcer.run`
-owns the tasks that talk to the PBX, so a slow AMI answer never holds up the next event.
+:meth:`Enforcer.submit` is called from the event path: it writes an enforced decision's AMI
+action to the socket at once (a write never blocks) and queues the rest; :meth:`Enforcer.run`
+logs, and owns the tasks that wait for the PBX's answers, so a slow AMI answer never holds up
+the next event.
 Each decision, once settled (recorded, or its action answered), goes to ``on_settled`` — the
 daemon stores it as a violation.
 """
@@ -11,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import structlog
 
@@ -30,12 +32,11 @@ CANCELLED = "cancelled: ctid stopped before the PBX answered"
 class ActionSender(Protocol):
     """What :class:`ctid.ami.client.AmiClient` and :class:`ctid.ami.link.AmiSession` offer."""
 
-    async def send_action(
-        self,
-        name: str,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> Message: ...
+    def send_now(
+        self, name: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Message]:
+        """Write the action before returning; the awaitable gives the PBX's answer."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,17 @@ Settled = Callable[[Decision, ActionOutcome | None], None]
 """A decision with the outcome of its action (``None``: it sends no action)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """An enforced decision whose action is written (or could not be)."""
+
+    decision: Decision
+    action: str
+    sent_at: float
+    answer: Coroutine[Any, Any, Message] | None
+    failure: str | None
+
+
 class Enforcer:
     def __init__(
         self,
@@ -65,7 +77,7 @@ class Enforcer:
     ) -> None:
         self._settings, self._senders, self._clock = settings, senders, clock
         self._on_settled = on_settled
-        self._queue: asyncio.Queue[Decision] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Decision | _Sent] = asyncio.Queue(queue_size)
         self.decisions: deque[Decision] = deque(maxlen=_HISTORY)
         self.outcomes: deque[ActionOutcome] = deque(maxlen=_HISTORY)
         self.counts: Counter[tuple[str, str]] = Counter()
@@ -79,24 +91,45 @@ class Enforcer:
         return self._queue.empty() and len(self.outcomes) >= acting
 
     def submit(self, decisions: Iterable[Decision]) -> None:
-        """Queue decisions without waiting; a full queue drops (and counts) the surplus."""
+        """Send enforced actions now, queue the rest; a full queue drops (and counts) the surplus.
+
+        Dropped decisions send nothing: an action whose answer nobody would wait for is worse
+        than a missed one that the drop counter reports.
+        """
         for decision in decisions:
-            try:
-                self._queue.put_nowait(decision)
-            except asyncio.QueueFull:
+            if self._queue.full():
                 if not self.dropped:
                     _log.error("compliance_queue_full", size=self._queue.maxsize)
                 self.dropped += 1
+                continue
+            self._queue.put_nowait(self._send(decision) if decision.acts else decision)
+
+    def _send(self, decision: Decision) -> _Sent:
+        name, headers = self.action_for(decision)
+        sender = self._senders.get(decision.pbx)
+        sent_at = self._clock()
+        if sender is None:
+            return _Sent(
+                decision, name, sent_at, None, f"no AMI connection for pbx {decision.pbx!r}"
+            )
+        try:
+            return _Sent(decision, name, sent_at, sender.send_now(name, headers), None)
+        except AmiError as err:
+            return _Sent(decision, name, sent_at, None, str(err))
 
     async def run(self) -> NoReturn:
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                decision = await self._queue.get()
-                if decision.acts:
-                    tg.create_task(self._act(decision))
-                self._record(decision)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    item = await self._queue.get()
+                    if isinstance(item, _Sent):
+                        tg.create_task(self._await_answer(item))
+                    self._record(item)
+        finally:
+            self._record_leftovers()
 
-    def _record(self, decision: Decision) -> None:
+    def _record(self, item: Decision | _Sent) -> None:
+        decision = item.decision if isinstance(item, _Sent) else item
         self.decisions.append(decision)
         self.counts[(decision.rule, decision.action)] += 1
         if decision.action is Action.NONE:
@@ -105,6 +138,17 @@ class Enforcer:
             _log.warning("compliance_warning", **_fields(decision))
         if not decision.acts and self._on_settled is not None:
             self._on_settled(decision, None)
+
+    def _record_leftovers(self) -> None:
+        """At shutdown, decisions still queued are kept; their actions' answers are not awaited."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._record(item)
+            if isinstance(item, _Sent):
+                if item.answer is not None:
+                    item.answer.close()
+                at = item.sent_at
+                self._settle(ActionOutcome(item.decision, item.action, False, CANCELLED, at, at))
 
     def action_for(self, decision: Decision) -> tuple[str, dict[str, str]]:
         """The AMI action (name, headers) that carries out an enforced decision."""
@@ -119,24 +163,23 @@ class Enforcer:
             }
         return "Hangup", {"Channel": decision.channel, "Cause": str(s.hangup_cause)}
 
-    async def _act(self, decision: Decision) -> None:
-        name, headers = self.action_for(decision)
-        sender = self._senders.get(decision.pbx)
-        sent_at = self._clock()
-        if sender is None:
-            ok, detail = False, f"no AMI connection for pbx {decision.pbx!r}"
+    async def _await_answer(self, sent: _Sent) -> None:
+        decision, name = sent.decision, sent.action
+        if sent.answer is None:
+            ok, detail = False, sent.failure or "not sent"
         else:
             try:
-                reply = await sender.send_action(name, headers)
+                reply = await sent.answer
                 ok = reply.name.lower() == "success"
                 detail = reply.get("Message") or reply.name
             except AmiError as err:
                 ok, detail = False, str(err)
             except asyncio.CancelledError:
                 # Shutting down mid-action: the violation is still kept, its outcome unknown.
-                self._settle(ActionOutcome(decision, name, False, CANCELLED, sent_at, sent_at))
+                at = sent.sent_at
+                self._settle(ActionOutcome(decision, name, False, CANCELLED, at, at))
                 raise
-        outcome = ActionOutcome(decision, name, ok, detail, sent_at, self._clock())
+        outcome = ActionOutcome(decision, name, ok, detail, sent.sent_at, self._clock())
         self._settle(outcome)
         log = _log.warning if ok else _log.error
         log("compliance_enforced", ami_action=name, ok=ok, detail=detail, **_fields(decision))
