@@ -73,6 +73,8 @@ class SeatStates(Protocol):
 
 
 _ZERO = SeatTally()
+_TALK = attrgetter("talk_seconds")
+_HOLD = attrgetter("hold_seconds")
 _COUNTS = attrgetter("outbound", "inbound", "transfers_in", "answered", "effective", "faxes")
 """A seat's counts as one tuple: the count families share this column and pick from it."""
 _DIRECTIONS = ("outbound", "inbound", "transfer_in")
@@ -236,8 +238,8 @@ class FloorCollector:
         seats = index.seats
         # map() over dict.get: these passes over every seat are most of a quiet scrape's cost.
         tallies = list(map(today.get, seats, repeat(_ZERO)))
-        talk = [t.talk_seconds for t in tallies]
-        hold = [t.hold_seconds for t in tallies]
+        talk = list(map(_TALK, tallies))
+        hold = list(map(_HOLD, tallies))
         for seat, (open_talk, open_hold) in live.items():
             i = index.position[seat]
             talk[i] += open_talk

@@ -64,6 +64,10 @@ class SeatFamily:
             self._values = [_NEVER] * len(values)
             self._chunks = [b""] * ((len(values) + CHUNK - 1) // CHUNK)
         old, chunks = self._values, self._chunks
+        if values == old:
+            # One comparison in C: most families do not move between two scrapes at all.
+            self._values = values
+            return [self._headers[openmetrics], *chunks]
         for number, start in enumerate(range(0, len(values), CHUNK)):
             stop = start + CHUNK
             new = values[start:stop]
