@@ -67,6 +67,22 @@ def test_calls_are_counted_by_the_team_of_their_seat() -> None:
     assert value("ctid_call_talk_duration_seconds_count", {"site": "hq", "team": "red"}) == 1
 
 
+def test_call_counters_of_every_configured_team_exist_at_zero_before_any_call() -> None:
+    # increase() over a series born with its first call would miss that call.
+    registry = CollectorRegistry()
+    CallMetrics(registry, "hq", {"1001": "red", "1002": "blue"})
+    value = registry.get_sample_value
+    for team in ("red", "blue", "default"):
+        for direction in ("outbound", "inbound"):
+            labels = {"site": "hq", "team": team, "direction": direction, "outcome": "failed"}
+            assert value("ctid_calls_total", labels) == 0
+        assert value("ctid_talk_seconds_total", {"site": "hq", "team": team}) == 0
+        assert value("ctid_call_talk_duration_seconds_count", {"site": "hq", "team": team}) == 0
+    abandoned = {"site": "hq", "team": "", "direction": "inbound", "outcome": "abandoned"}
+    assert value("ctid_calls_total", abandoned) == 0
+    assert value("ctid_calls_total", {**abandoned, "team": "green"}) is None
+
+
 def _at(hour: int, minute: int = 0) -> float:
     return dt.datetime(2026, 11, 23, hour, minute, tzinfo=SHANGHAI).timestamp()
 

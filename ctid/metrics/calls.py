@@ -3,6 +3,10 @@ seconds by team, talk duration per call.
 
 A call belongs to the team of its seat (the dialler, else the first seat that talked); a call no
 seat touched (an inbound call abandoned in the queue) has ``team=""``.
+
+Every series a configured team can have exists from the start at 0: ``increase()`` over a
+series that appears with its first call would miss that call, and a ratio of two such series
+(failed / all dials) would be wrong exactly when it matters, at the first failures.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ctid.tracker.model import CallEnded, Effect
+from ctid.tracker.model import CallEnded, Direction, Effect, Outcome
 
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 
@@ -40,6 +44,20 @@ class CallMetrics:
             registry=registry,
         )
         self._bound: dict[tuple[str, str, str], Counter] = {}
+        for team in sorted({*teams.values(), "default"}):
+            for direction in Direction:
+                for outcome in Outcome:
+                    self._child(team, str(direction), str(outcome))
+            self._talk.labels(site, team)
+            self._duration.labels(site, team)
+        self._child("", str(Direction.INBOUND), str(Outcome.ABANDONED))
+
+    def _child(self, team: str, direction: str, outcome: str) -> Counter:
+        key = (team, direction, outcome)
+        child = self._bound.get(key)
+        if child is None:
+            child = self._bound[key] = self._calls.labels(self._site, *key)
+        return child
 
     def __call__(self, effect: Effect) -> None:
         if not isinstance(effect, CallEnded):
@@ -47,11 +65,7 @@ class CallMetrics:
         call = effect.call
         owner = call.seat
         team = self._teams.get(owner, "default") if owner else ""
-        key = (team, str(call.direction), str(call.outcome))
-        child = self._bound.get(key)
-        if child is None:
-            child = self._bound[key] = self._calls.labels(self._site, *key)
-        child.inc()
+        self._child(team, str(call.direction), str(call.outcome)).inc()
         for segment in call.segments.values():
             team = self._teams.get(segment.seat, "default")
             self._talk.labels(self._site, team).inc(segment.talk_seconds)
