@@ -22,8 +22,14 @@ def call_daemon(
     *,
     body: dict[str, Any] | None = None,
     query: dict[str, str] | None = None,
+    data: bytes | None = None,
+    content_type: str = "text/csv; charset=utf-8",
+    seconds: float = TIMEOUT_SECONDS,
 ) -> Any:
     """The JSON answer of ``method path``; URL and token from ``[http]`` unless ``url`` is given.
+
+    ``body`` is sent as JSON; ``data`` (instead) as it is, with ``content_type``; ``seconds``
+    is how long to wait for the answer.
 
     Every failure (unreachable, refused, timed out) is one :class:`CtidError` line.
     """
@@ -33,7 +39,9 @@ def call_daemon(
     base = (url or f"http://{host}:{http.port}").rstrip("/")
     token = http.resolved_api_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return asyncio.run(_request(method, base + path, headers, body, query))
+    if data is not None:
+        headers["Content-Type"] = content_type
+    return asyncio.run(_request(method, base + path, headers, body, query, data, seconds))
 
 
 async def _request(
@@ -42,12 +50,16 @@ async def _request(
     headers: dict[str, str],
     body: dict[str, Any] | None,
     query: dict[str, str] | None,
+    data: bytes | None = None,
+    seconds: float = TIMEOUT_SECONDS,
 ) -> Any:
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
+    limit = aiohttp.ClientTimeout(total=seconds)
     try:
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, url, json=body, params=query, headers=headers) as response,
+            aiohttp.ClientSession(timeout=limit) as session,
+            session.request(
+                method, url, json=body, data=data, params=query, headers=headers
+            ) as response,
         ):
             try:
                 answer = await response.json(content_type=None)
@@ -62,4 +74,4 @@ async def _request(
             f"cannot reach the daemon at {url} ({err}); is 'ctid run' running?"
         ) from err
     except TimeoutError as err:
-        raise CtidError(f"no answer from the daemon at {url} within {TIMEOUT_SECONDS:g} s") from err
+        raise CtidError(f"no answer from the daemon at {url} within {seconds:g} s") from err

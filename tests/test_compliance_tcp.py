@@ -177,3 +177,27 @@ async def test_dial_at_night_in_the_callees_zone_is_redirected_to_the_announceme
     )
     (decision,) = service.enforcer.decisions
     assert "America/Denver" in decision.reason
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("display", ["sendtext", "userevent"])
+async def test_a_warning_is_shown_on_the_seats_phone_when_configured(display: str) -> None:
+    settings = policy(do_not_call={"mode": "warn"}, enforcement={"warn_display": display})
+    server, service = await replay(capture_streams("busy")[0], settings, preload=[BUSY_NUMBER])
+    assert call_actions(server) == []  # a warning never stops the call
+    (shown,) = [a for a in server.actions_received if a.name in ("SendText", "UserEvent")]
+    assert shown.get("Channel") == BUSY_SEAT_CHANNEL
+    text = shown.get("Message") if display == "sendtext" else shown.get("Reason")
+    assert text is not None
+    assert "do-not-call" in text
+    assert BUSY_NUMBER not in repr(shown)
+    (decision,) = service.enforcer.decisions
+    assert decision.action is Action.WARN
+
+
+@pytest.mark.asyncio
+async def test_warnings_are_not_shown_unless_configured() -> None:
+    settings = policy(do_not_call={"mode": "warn"})
+    server, _service = await replay(capture_streams("busy")[0], settings, preload=[BUSY_NUMBER])
+    assert [a for a in server.actions_received if a.name in ("SendText", "UserEvent")] == []
+    assert call_actions(server) == []

@@ -25,6 +25,12 @@ PROMETHEUS_ACCEPT = (
 )
 
 
+def comparable(samples: dict[Key, float]) -> dict[Key, float | None]:
+    """Samples without the ``_created`` times: each registry's counters were born at its own
+    construction, a moment apart."""
+    return {key: None if key[0].endswith("_created") else v for key, v in samples.items()}
+
+
 @pytest.mark.parametrize("quotas", [False, True])
 def test_fast_text_has_exactly_the_stock_samples_scrape_after_scrape(quotas: bool) -> None:
     floor = SyntheticFloor(300, quotas=quotas)
@@ -33,8 +39,8 @@ def test_fast_text_has_exactly_the_stock_samples_scrape_after_scrape(quotas: boo
         floor.now = START + 15 * scrape
         body, content_type = fast.render("text/plain")
         assert content_type == CONTENT_TYPE_TEXT
-        expected = parse_text(generate_latest(stock))
-        assert parse_text(body) == expected
+        expected = comparable(parse_text(generate_latest(stock)))
+        assert comparable(parse_text(body)) == expected
         # Every seat has exactly one state, and the quota families appear only with a provider.
         states = [name for name, _ in expected if name == "ctid_seat_state"]
         assert len(states) == 300
@@ -51,7 +57,8 @@ def test_fast_openmetrics_has_exactly_the_stock_samples(quotas: bool) -> None:
         assert content_type == CONTENT_TYPE_OPENMETRICS
         assert body.endswith(b"# EOF\n")
         assert body.count(b"# EOF") == 1
-        assert parse_openmetrics(body) == parse_openmetrics(om_generate_latest(stock))
+        stock_body = om_generate_latest(stock)  # type: ignore[no-untyped-call]
+        assert comparable(parse_openmetrics(body)) == comparable(parse_openmetrics(stock_body))
 
 
 def test_talk_seconds_of_a_seat_on_a_call_move_between_scrapes() -> None:

@@ -129,14 +129,35 @@ def test_compliance_port_counts_violations_and_interceptions_per_team() -> None:
     assert value("ctid_compliance_violations_total", violation) == 1
     stopped = {"site": "hq", "team": "red", "rule": "calling_hours"}
     assert value("ctid_compliance_interceptions_total", stopped) == 1
-    assert value("ctid_compliance_interceptions_total", {**stopped, "rule": "frequency"}) is None
+    assert value("ctid_compliance_interceptions_total", {**stopped, "rule": "frequency"}) == 0
+
+
+def test_an_enforced_rule_that_stops_nothing_is_no_interception() -> None:
+    registry = CollectorRegistry()
+    port = ComplianceMetrics(registry, "hq", {"1001": "red"})
+    port.violated(None, "abandon_rate", "enforce", intercepted=False)
+    value = registry.get_sample_value
+    alarm = {"site": "hq", "team": "", "rule": "abandon_rate"}
+    assert value("ctid_compliance_violations_total", {**alarm, "mode": "enforce"}) == 1
+    assert value("ctid_compliance_interceptions_total", alarm) is None
+
+
+def test_compliance_series_of_every_configured_team_exist_at_zero() -> None:
+    registry = CollectorRegistry()
+    ComplianceMetrics(registry, "hq", {"1001": "red"})
+    value = registry.get_sample_value
+    for team in ("red", "default"):
+        assert value("ctid_compliance_checks_total", {"site": "hq", "team": team}) == 0
+        dnc = {"site": "hq", "team": team, "rule": "do_not_call"}
+        assert value("ctid_compliance_interceptions_total", dnc) == 0
+        for mode in ("enforce", "monitor"):
+            assert value("ctid_compliance_violations_total", {**dnc, "mode": mode}) == 0
 
 
 def test_pending_ports_emit_no_samples_until_an_engine_reports() -> None:
     registry = CollectorRegistry()
     reconcile = ReconcileMetrics(registry)
     registry.register(PolicyInfo())
-    ComplianceMetrics(registry, "hq", {})
     names = {s.name for family in registry.collect() for s in family.samples}
     assert names == set()
     reconcile.observe_drift("pbx1", -1.5)

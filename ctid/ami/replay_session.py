@@ -26,13 +26,21 @@ _READ_SIZE = 64 * 1024
 _BATCH_BYTES = 8 * 1024
 """Event bytes written per hold of the writer lock: big enough to be cheap, small enough for
 action responses (and pings) to slip in between batches."""
-_CALL_ACTIONS: dict[str, str] = {"hangup": "Channel Hungup", "redirect": "Redirect successful"}
-"""Actions a compliance enforcer sends: accepted (and recorded) but not carried out."""
+_CALL_ACTIONS: dict[str, str] = {
+    "hangup": "Channel Hungup",
+    "redirect": "Redirect successful",
+    "sendtext": "Success",
+    "userevent": "Event Sent",
+}
+"""Actions a compliance enforcer sends (with Asterisk's acknowledgements): accepted and
+recorded, not carried out."""
 _COMMANDS = {
     "Ping": "Keepalive command.  (Priv: <none>)",
     "CoreShowChannels": "List currently active channels.  (Priv: system,reporting,all)",
     "Hangup": "Hangup channel.  (Priv: system,call,all)",
     "Redirect": "Redirect (transfer) a call.  (Priv: call,all)",
+    "SendText": "Sends a text message to channel.  (Priv: call,all)",
+    "UserEvent": "Send an arbitrary event.  (Priv: user,all)",
     "PJSIPShowEndpoints": "Lists PJSIP endpoints.  (Priv: system,all)",
 }
 _LIST_ACTIONS: dict[str, tuple[str, str, str]] = {

@@ -12,6 +12,10 @@ class Rule(enum.StrEnum):
     FREQUENCY = "frequency"
     DISCLOSURE = "disclosure"
     ABANDON_RATE = "abandon_rate"
+    CUSTOMER_ONLY = "customer_only"
+    OVERLONG = "overlong"
+    QUOTA_GAMING = "quota_gaming"
+    CARRIER_INTERCEPTION = "carrier_interception"
 
 
 class Mode(enum.StrEnum):

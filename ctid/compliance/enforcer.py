@@ -63,6 +63,8 @@ class _Sent:
     sent_at: float
     answer: Coroutine[Any, Any, Message] | None
     failure: str | None
+    settles: bool = True
+    """False for a warning shown on the phone: the decision itself is settled as recorded."""
 
 
 class Enforcer:
@@ -102,20 +104,44 @@ class Enforcer:
                     _log.error("compliance_queue_full", size=self._queue.maxsize)
                 self.dropped += 1
                 continue
-            self._queue.put_nowait(self._send(decision) if decision.acts else decision)
+            if decision.acts:
+                self._queue.put_nowait(self._send(decision, *self.action_for(decision)))
+            elif (shown := self.display_for(decision)) is not None:
+                self._queue.put_nowait(self._send(decision, *shown, settles=False))
+            else:
+                self._queue.put_nowait(decision)
 
-    def _send(self, decision: Decision) -> _Sent:
-        name, headers = self.action_for(decision)
+    def _send(
+        self, decision: Decision, name: str, headers: dict[str, str], *, settles: bool = True
+    ) -> _Sent:
         sender = self._senders.get(decision.pbx)
         sent_at = self._clock()
         if sender is None:
-            return _Sent(
-                decision, name, sent_at, None, f"no AMI connection for pbx {decision.pbx!r}"
-            )
+            missing = f"no AMI connection for pbx {decision.pbx!r}"
+            return _Sent(decision, name, sent_at, None, missing, settles)
         try:
-            return _Sent(decision, name, sent_at, sender.send_now(name, headers), None)
+            return _Sent(decision, name, sent_at, sender.send_now(name, headers), None, settles)
         except AmiError as err:
-            return _Sent(decision, name, sent_at, None, str(err))
+            return _Sent(decision, name, sent_at, None, str(err), settles)
+
+    def display_for(self, decision: Decision) -> tuple[str, dict[str, str]] | None:
+        """The AMI action that shows a warning on the seat's phone, if configured."""
+        s = self._settings
+        if decision.action is not Action.WARN or decision.channel is None:
+            return None
+        text = f"ctid: {decision.rule} - {decision.reason}"  # a reason never holds the number
+        if s.warn_display == "sendtext":
+            return "SendText", {"Channel": decision.channel, "Message": text}
+        if s.warn_display == "userevent":
+            return "UserEvent", {
+                "UserEvent": s.warn_event,
+                "Channel": decision.channel,
+                "Seat": decision.seat or "",
+                "Rule": str(decision.rule),
+                "Reason": decision.reason,
+                "PolicyVersion": decision.policy_version,
+            }
+        return None
 
     async def run(self) -> NoReturn:
         try:
@@ -147,6 +173,8 @@ class Enforcer:
             if isinstance(item, _Sent):
                 if item.answer is not None:
                     item.answer.close()
+                if not item.settles:
+                    continue
                 at = item.sent_at
                 self._settle(ActionOutcome(item.decision, item.action, False, CANCELLED, at, at))
 
@@ -164,6 +192,9 @@ class Enforcer:
         return "Hangup", {"Channel": decision.channel, "Cause": str(s.hangup_cause)}
 
     async def _await_answer(self, sent: _Sent) -> None:
+        if not sent.settles:
+            await self._await_display(sent)
+            return
         decision, name = sent.decision, sent.action
         if sent.answer is None:
             ok, detail = False, sent.failure or "not sent"
@@ -183,6 +214,18 @@ class Enforcer:
         self._settle(outcome)
         log = _log.warning if ok else _log.error
         log("compliance_enforced", ami_action=name, ok=ok, detail=detail, **_fields(decision))
+
+    async def _await_display(self, sent: _Sent) -> None:
+        detail = sent.failure
+        if sent.answer is not None:
+            try:
+                reply = await sent.answer
+                detail = None if reply.name.lower() == "success" else reply.get("Message", "?")
+            except AmiError as err:
+                detail = str(err)
+        if detail is not None:
+            # The violation is recorded either way; only the courtesy to the seat failed.
+            _log.warning("compliance_display_failed", ami_action=sent.action, detail=detail)
 
     def _settle(self, outcome: ActionOutcome) -> None:
         self.outcomes.append(outcome)

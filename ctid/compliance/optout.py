@@ -1,14 +1,17 @@
-"""Do-not-call list: an in-memory set of E.164 numbers with a JSON-lines journal on disk.
+"""Do-not-call list: an in-memory map of E.164 numbers with a JSON-lines journal on disk.
 
-Lookups and changes touch memory only; changes are queued as journal entries that a
-background task appends to ``optouts.jsonl`` (see :mod:`ctid.compliance.runner`), so the
-decision path never waits on the disk.  Replaying the journal at start restores the set.
+Lookups and changes touch memory only; changes are queued as journal entries that the
+compliance service's timer appends to ``optouts.jsonl`` in a worker thread
+(:mod:`ctid.compliance.service`), so the decision path never waits on the disk.  Replaying
+the journal at start restores the list.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,12 +29,22 @@ class JournalEntry:
     """E.164; the journal is the one place a full number is written (it *is* the list)."""
     ts: float
     source: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Why a number is on the list: since when, who put it there, and their reason."""
+
+    since: float
+    source: str
+    reason: str | None = None
 
 
 class OptOutList:
     def __init__(self, default_region: str) -> None:
         self._region = default_region
-        self._numbers: set[str] = set()
+        self._numbers: dict[str, Listing] = {}
         self._pending: list[JournalEntry] = []
 
     def __contains__(self, number: str) -> bool:
@@ -40,19 +53,29 @@ class OptOutList:
     def __len__(self) -> int:
         return len(self._numbers)
 
-    def add(self, number: str, ts: float, source: str = "api") -> str:
+    def listing(self, number: str) -> Listing | None:
+        return self._numbers.get(normalise(number, self._region))
+
+    def add(self, number: str, ts: float, source: str = "api", reason: str | None = None) -> str:
         e164 = normalise(number, self._region)
-        if e164 not in self._numbers:
-            self._numbers.add(e164)
-            self._pending.append(JournalEntry("add", e164, ts, source))
+        self.add_e164(e164, ts, source, reason)
         return e164
 
-    def remove(self, number: str, ts: float, source: str = "api") -> bool:
-        e164 = normalise(number, self._region)
-        if e164 not in self._numbers:
+    def add_e164(self, e164: str, ts: float, source: str, reason: str | None = None) -> bool:
+        """Add an already normalised number; False if it was listed before."""
+        if e164 in self._numbers:
             return False
-        self._numbers.discard(e164)
-        self._pending.append(JournalEntry("remove", e164, ts, source))
+        self._numbers[e164] = Listing(ts, source, reason)
+        self._pending.append(JournalEntry("add", e164, ts, source, reason))
+        return True
+
+    def remove(
+        self, number: str, ts: float, source: str = "api", reason: str | None = None
+    ) -> bool:
+        e164 = normalise(number, self._region)
+        if self._numbers.pop(e164, None) is None:
+            return False
+        self._pending.append(JournalEntry("remove", e164, ts, source, reason))
         return True
 
     def drain(self) -> list[JournalEntry]:
@@ -68,9 +91,9 @@ class OptOutList:
         """Rebuild from a journal without re-queueing what is already on disk."""
         for entry in entries:
             if entry.op == "add":
-                self._numbers.add(entry.number)
+                self._numbers[entry.number] = Listing(entry.ts, entry.source, entry.reason)
             else:
-                self._numbers.discard(entry.number)
+                self._numbers.pop(entry.number, None)
 
     def import_csv(self, path: Path, ts: float) -> int:
         """Add every row of a CSV with a ``number`` column; returns the numbers added."""
@@ -80,31 +103,55 @@ class OptOutList:
         return len(self._numbers) - before
 
 
+class CsvError(ValueError):
+    """A CSV that cannot be read as a list of numbers; ``line`` is 1-based."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+def csv_numbers(text: str) -> Iterator[tuple[int, int, str]]:
+    """(line, column, value) of the ``number`` column of each non-blank row, both 1-based.
+
+    Values are not checked as numbers here; a header without ``number`` or text the
+    ``csv`` module cannot split raises :class:`CsvError`.
+    """
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        if "number" not in header:
+            raise CsvError(1, f"no 'number' column in the header {header}")
+        column = header.index("number")
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines are harmless
+            value = row[column].strip() if column < len(row) else ""
+            yield reader.line_num, column + 1, value
+    except csv.Error as err:
+        raise CsvError(reader.line_num, f"malformed CSV ({err})") from err
+
+
 def read_csv(path: Path, default_region: str) -> list[str]:
     """The ``number`` column of a CSV; a bad row is one error naming file, line and column."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip().lower() for h in next(reader, [])]
-            if "number" not in header:
-                raise PolicyError(f"{path}:1: no 'number' column in the header {header}")
-            column = header.index("number")
-            numbers: list[str] = []
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue  # blank lines are harmless
-                value = row[column].strip() if column < len(row) else ""
-                if not is_phone_number(value, default_region):
-                    raise PolicyError(
-                        f"{path}:{reader.line_num}: column {column + 1} (number): "
-                        f"{value!r} is not a phone number"
-                    )
-                numbers.append(value)
-            return numbers
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as err:
         raise PolicyError(f"{path}: cannot read ({err.strerror})") from err
     except UnicodeDecodeError as err:
         raise PolicyError(f"{path}: not UTF-8 text") from err
+    numbers: list[str] = []
+    try:
+        for line, column, value in csv_numbers(text):
+            if not is_phone_number(value, default_region):
+                raise PolicyError(
+                    f"{path}:{line}: column {column} (number): {value!r} is not a phone number"
+                )
+            numbers.append(value)
+    except CsvError as err:
+        raise PolicyError(f"{path}:{err.line}: {err.message}") from err
+    return numbers
 
 
 class OptOutJournal:
@@ -136,5 +183,10 @@ class OptOutJournal:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(asdict(e)) + "\n" for e in entries)
+            handle.writelines(json.dumps(_journal_line(e)) + "\n" for e in entries)
             handle.flush()
+
+
+def _journal_line(entry: JournalEntry) -> dict[str, object]:
+    # Entries without a reason are written as before reasons existed.
+    return {k: v for k, v in asdict(entry).items() if v is not None}

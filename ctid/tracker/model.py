@@ -65,6 +65,8 @@ class Call:
     direction: Direction
     started_at: float
     remote: str = ""
+    trunk_channel: str = ""
+    """Name of the trunk channel the call began with (``PJSIP/carrier-0000001a``)."""
     placed_by: str | None = None
     """Seat that dialled the customer (outbound, incl. click-to-call)."""
     dial_status: str = ""

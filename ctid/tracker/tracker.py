@@ -163,7 +163,9 @@ class CallTracker:
         if party.kind is PartyKind.TRUNK and e.linkedid not in self.calls:
             direction = Direction.INBOUND if channel.incoming else Direction.OUTBOUND
             remote = e.caller_num if channel.incoming else ""
-            self.calls[e.linkedid] = Call(self.pbx, e.linkedid, direction, e.ts, remote=remote)
+            self.calls[e.linkedid] = Call(
+                self.pbx, e.linkedid, direction, e.ts, remote=remote, trunk_channel=e.channel
+            )
 
     def _on_state(self, e: ev.ChannelStateChanged, out: list[Effect]) -> None:
         channel = self.channels.get(e.uniqueid)
