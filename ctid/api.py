@@ -1,7 +1,9 @@
 """The adjustments API on the daemon's HTTP app: list, add and revoke per-seat-day adjustments.
 
 ``GET /api/adjustments?date=YYYY-MM-DD[&seat=ID]``, ``POST /api/adjustments`` and
-``DELETE /api/adjustments/{id}``. Writes go straight into the quota engine's
+``DELETE /api/adjustments/{id}``; ``POST /api/followups`` stores CRM follow-up claims
+(:mod:`ctid.store.followups_api`); ``/api/dnc`` administers the do-not-call list
+(:mod:`ctid.compliance.dnc_api`). Writes go straight into the quota engine's
 :class:`~ctid.policy.Adjustments`, so targets change at the next scrape (the daemon stores each
 entry too); while the entries stored before a restart are not loaded yet, requests get 503.
 Every request needs ``Authorization: Bearer <http.api_token>`` when a token is configured;
@@ -14,15 +16,19 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, Self
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ctid.compliance import dnc_api
 from ctid.errors import PolicyError
 from ctid.policy import Adjustment, Adjustments, QuotaEngine, QuotaName, SystemClock, build_report
 from ctid.policy.report import report_json
+from ctid.store.followups_api import FOLLOWUP_BATCH, FollowUpHost, store_followups
+from ctid.store.followups_api import MAX_BODY_BYTES as FOLLOWUPS_MAX_BYTES
 
 MAX_BODY_BYTES = 16 * 1024
 WRITES_DISABLED = "API writes disabled: set http.api_token"
@@ -36,6 +42,11 @@ class QuotaHost(Protocol):
 
     @property
     def quota(self) -> QuotaEngine | None: ...
+
+
+class ApiHost(QuotaHost, FollowUpHost, dnc_api.ComplianceHost, Protocol):
+    """The quota engine (adjustments), the store and settings (follow-ups) and the compliance
+    service (do-not-call list)."""
 
 
 class AuditedBody(BaseModel):
@@ -80,12 +91,17 @@ class Refused(Exception):  # noqa: N818 - an answer to the caller, not an error 
         self.message = message
 
 
-def add_api_routes(app: web.Application, host: QuotaHost, *, token: str | None) -> None:
+def add_api_routes(app: web.Application, host: ApiHost, *, token: str | None) -> None:
     api = _Api(host, token)
     app.router.add_get("/api/adjustments", api.handle(api.list_adjustments, write=False))
     app.router.add_post("/api/adjustments", api.handle(api.add, write=True))
     app.router.add_delete("/api/adjustments/{id}", api.handle(api.revoke, write=True))
     app.router.add_get("/api/quota/today", api.handle(api.quota_today, write=False))
+    app.router.add_post("/api/followups", api.handle(api.add_followups, write=True))
+    app.router.add_get("/api/dnc/{number}", api.handle(api.dnc_check, write=False))
+    app.router.add_post("/api/dnc", api.handle(api.dnc_add, write=True))
+    app.router.add_delete("/api/dnc/{number}", api.handle(api.dnc_remove, write=True))
+    app.router.add_post("/api/dnc/import", api.handle(api.dnc_import, write=True))
 
 
 def adjustment_json(item: Adjustment, active: bool) -> dict[str, Any]:
@@ -165,7 +181,7 @@ def record_adjustment(engine: QuotaEngine, new: NewAdjustment) -> Adjustment:
 
 
 class _Api:
-    def __init__(self, host: QuotaHost, token: str | None) -> None:
+    def __init__(self, host: ApiHost, token: str | None) -> None:
         self._host = host
         self._token = token.encode() if token else None
 
@@ -192,13 +208,56 @@ class _Api:
     def _engine(self) -> QuotaEngine:
         return writable_engine(self._host.quota)
 
-    async def _body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            raise Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        return body
+    async def _body(self, request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+        body = bytearray()
+        # read(n) returns what has arrived so far: a large body comes in several chunks.
+        while chunk := await request.content.read(limit + 1 - len(body)):
+            body += chunk
+            if len(body) > limit:
+                raise Refused(413, f"body larger than {limit} bytes")
+        return bytes(body)
+
+    async def add_followups(self, request: web.Request) -> web.Response:
+        try:
+            items = FOLLOWUP_BATCH.validate_json(await self._body(request, FOLLOWUPS_MAX_BYTES))
+        except ValidationError as err:
+            raise Refused(400, first_problem(err)) from None
+        status, answer = await store_followups(self._host, items)
+        return _json(answer, status)
+
+    async def dnc_check(self, request: web.Request) -> web.Response:
+        status, answer = dnc_api.check(self._host, request.match_info["number"])
+        return _json(answer, status)
+
+    async def dnc_add(self, request: web.Request) -> web.Response:
+        try:
+            new = dnc_api.NewOptOut.model_validate_json(await self._body(request))
+        except ValidationError as err:
+            raise Refused(400, first_problem(err)) from None
+        status, answer = dnc_api.add(self._host, new, time.time())
+        return _json(answer, status)
+
+    async def dnc_remove(self, request: web.Request) -> web.Response:
+        body = await self._body(request)  # who and why are optional: the body may be empty
+        try:
+            change = dnc_api.OptOutChange.model_validate_json(body or b"{}")
+        except ValidationError as err:
+            raise Refused(400, first_problem(err)) from None
+        number = request.match_info["number"]
+        status, answer = dnc_api.remove(self._host, number, change, time.time())
+        return _json(answer, status)
+
+    async def dnc_import(self, request: web.Request) -> web.Response:
+        """A CSV body; ``who`` and ``reason`` come as query parameters."""
+        try:
+            change = dnc_api.OptOutChange.model_validate(dict(request.query))
+        except ValidationError as err:
+            raise Refused(400, first_problem(err)) from None
+        body = await self._body(request, dnc_api.MAX_IMPORT_BYTES)
+        status, answer = await dnc_api.import_csv(self._host, body, change, time.time())
+        return _json(answer, status)
 
     async def quota_today(self, request: web.Request) -> web.Response:
         """Today's end-of-day report as of now (``ctid report today`` without capture files)."""

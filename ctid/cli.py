@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ctid import __version__, adjust_cli
+from ctid.compliance import dnc_cli
 from ctid.config import load_settings
 from ctid.errors import CtidError, InputError
 from ctid.policy import cli as policy_cli
 from ctid.simulate import cli as simulate_cli
 from ctid.store import cli as store_cli
-from ctid.store import violations_cli
+from ctid.store import crm_cli, retention_cli, violations_cli
 
 DESCRIPTION = """\
 ctid measures what a telesales floor really does, from the Asterisk PBX itself:
@@ -31,6 +32,7 @@ examples:
   ctid run                                   no PBX configured: live demo on a bundled capture
   ctid replay day.ami --format table         per-seat minutes from a recorded AMI stream
   ctid adjust add 1001 leave --why sick      record a day's leave in the running daemon
+  ctid dnc add 7203000104                    put a number on the do-not-call list
   ctid simulate --seats 50                   a synthetic PBX to point ctid at (demo, load)
 """
 
@@ -98,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     report_sub = report.add_subparsers(dest="report_command", metavar="WHICH", required=True)
     policy_cli.register(sub, report_sub)
     adjust_cli.register(sub)
+    dnc_cli.register(sub)
     store_cli.register(sub, report_sub)
     simulate_cli.register(sub)
     violations_cli.register(sub)
+    retention_cli.register(sub)
+    crm_cli.register(sub)
     return parser
 
 

@@ -22,12 +22,14 @@ from ctid.floor import Floor
 from ctid.ha.leader import LeaderLock, LockLostError
 from ctid.ha.status import RoleCollector, serve_standby, with_role
 from ctid.http import build_app, serve_http
+from ctid.metrics.compliance import AbandonRateCollector
 from ctid.pbx_link import live_channels
 from ctid.sdnotify import SystemdNotifier
 from ctid.store.directory import SeatInfo
 from ctid.store.engine import store_url
+from ctid.store.purge import purge_daily
 from ctid.store.runtime import Store, open_store
-from ctid.tracker.tallies import DailyTallies
+from ctid.tracker.tallies import LIVE_KEEP_DAYS, DailyTallies
 
 __all__ = ["Floor", "live_channels", "run_daemon"]
 
@@ -181,7 +183,9 @@ async def run_daemon(
         pbxs = list(settings.pbx)
         if not pbxs:
             pbxs = [await stack.enter_async_context(demo_pbx(settings))]
-        tallies = DailyTallies(settings.site.tz, settings.site.effective_call_seconds)
+        tallies = DailyTallies(
+            settings.site.tz, settings.site.effective_call_seconds, keep_days=LIVE_KEEP_DAYS
+        )
         store: Store | None = None
         if settings.store.enabled:
             seats = [SeatInfo(s.id, s.name, s.team, s.kind, s.hire_date) for s in settings.seats]
@@ -194,8 +198,10 @@ async def run_daemon(
             floor.registry.register(RoleCollector(leader))
             health = with_role(floor.health, leader)
         if floor.compliance is not None:
-            # Opt-out journal and list imports: blocking reads, done once before any call.
+            # Opt-out and frequency journals, list imports: blocking, done once before any call.
             await asyncio.to_thread(floor.compliance.load)
+            abandon = AbandonRateCollector(settings.site.name, floor.compliance.abandon_figures)
+            floor.registry.register(abandon)
         port: int | None = None
         await standby_http.aclose()
         if settings.http.enabled:
@@ -218,6 +224,11 @@ async def run_daemon(
                     tg.create_task(_wait_for_signal(on_reload), name="signals")
                 if leader is not None:
                     tg.create_task(leader.watch(), name="ha-watch")
+                if store is not None and settings.store.retention_days is not None:
+                    purging = purge_daily(
+                        store.engine, settings.store.retention_days, settings.site.tz
+                    )
+                    tg.create_task(purging, name="store-retention")
                 # Ready once the tasks took their first step (signal handlers installed).
                 await asyncio.sleep(0)
                 notifier.ready(_links_status(len(floor.links)))

@@ -14,6 +14,7 @@ from ctid.ami.capture import load_capture
 from ctid.ami.server import AmiReplayServer
 from ctid.config import Settings
 from ctid.daemon import Floor, run_daemon
+from ctid.tracker.tallies import LIVE_KEEP_DAYS
 from tests.truth import CAPTURES
 
 
@@ -68,7 +69,9 @@ async def test_demo_mode_serves_per_seat_metrics_and_health() -> None:
         },
         site={"name": "test"},
     )
-    async with running(settings) as (_floor, url):
+    async with running(settings) as (floor, url):
+        # Only today (and yesterday) matter to a running daemon: older days are let go.
+        assert floor.tallies.keep_days == LIVE_KEEP_DAYS
         samples = await _wait_for_calls(url, 1)
         talk = samples[
             (

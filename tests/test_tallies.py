@@ -79,3 +79,35 @@ def test_internal_talk_and_calls_are_kept_apart_from_customer_talk() -> None:
     total = tallies.totals()["1001"]
     assert (total.internal_calls, total.internal_talk_seconds) == (1, 10.0)
     assert (total.calls, total.talk_seconds) == (0, 0.0)
+
+
+def test_live_tallies_keep_only_the_newest_days() -> None:
+    tallies = DailyTallies(SHANGHAI, keep_days=2)
+    first = _ts("2026-11-01T10:00:00")
+    for n in range(30):  # a month of calls: one day's seats each day, then only two days kept
+        start = first + n * 86_400
+        tallies.apply(CallEnded(_call("1001", start, [(start + 5, start + 65)])))
+        tallies.apply(InternalCallPlaced("pbx", start + 70, "1002", "1001"))
+        assert len(tallies.days) <= 2
+    assert sorted(tallies.days) == [dt.date(2026, 11, 29), dt.date(2026, 11, 30)]
+    today = tallies.days[dt.date(2026, 11, 30)]
+    assert (today["1001"].calls, today["1001"].talk_seconds) == (1, 60.0)
+    assert today["1002"].internal_calls == 1
+
+
+def test_live_tallies_keep_yesterday_for_a_call_across_midnight() -> None:
+    tallies = DailyTallies(SHANGHAI, keep_days=2)
+    start = _ts("2026-11-23T23:59:00")
+    tallies.apply(CallEnded(_call("1001", start, [(start + 20, start + 120)])))
+    assert tallies.days[dt.date(2026, 11, 23)]["1001"].talk_seconds == 40.0
+    assert tallies.days[dt.date(2026, 11, 24)]["1001"].talk_seconds == 60.0
+
+
+def test_tallies_for_a_report_keep_every_day() -> None:
+    tallies = DailyTallies(SHANGHAI)
+    first = _ts("2026-11-01T10:00:00")
+    for n in range(30):
+        start = first + n * 86_400
+        tallies.apply(CallEnded(_call("1001", start, [(start, start + 10)])))
+    assert len(tallies.days) == 30
+    assert tallies.totals()["1001"].calls == 30

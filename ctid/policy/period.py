@@ -11,6 +11,10 @@ missing unit. A human's shortfall on a day without carried deficits is owed on i
 targets plus the deficits, a make-up day's own shortfall is not carried again, and robots owe
 no make-up. Each missing unit is fined once, when final: on the make-up day for what is still
 missing there, or on its own day when the make-up day lies after the last day evaluated.
+
+Follow-ups claimed in the CRM are judged by the store (verified against the calls); here a
+seat's period carries their counts, and each falsified (unverified) claim costs
+``[fines] per_falsified_follow_up`` on top of the quota fines.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ctid.policy.adjustments import DayAdjustment, adjusted_targets
-from ctid.policy.progress import fine_for, quota_progress
+from ctid.policy.progress import fine_for, quota_progress, reached
 from ctid.policy.schema import QUOTA_NAMES, Policy, QuotaName
 from ctid.policy.tiers import SeatProfile, choose_tier
 from ctid.policy.workday import is_workday, makeup_day_after
@@ -33,6 +37,24 @@ MEASURED_BY_TALLIES: frozenset[QuotaName] = frozenset(
     {"talk_minutes", "effective_calls", "faxes", "dials"}
 )
 """What the tracker's daily tallies (so the store) count; follow-ups come from the CRM."""
+MEASURED_WITH_FOLLOW_UPS: frozenset[QuotaName] = MEASURED_BY_TALLIES | {"follow_ups"}
+"""With the CRM's claims verified: a day's ``follow_ups`` actual is its verified customers."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCounts:
+    """A seat's follow-up claims over the period, as the store verified them."""
+
+    claimed: int = 0
+    verified: int = 0
+    a_class: int = 0
+    """Distinct customers of verified class-A claims."""
+    b_class: int = 0
+    """Distinct customers of verified class-B claims (not also claimed as A)."""
+
+    @property
+    def falsified(self) -> int:
+        return self.claimed - self.verified
 
 
 class AdjustmentSource(Protocol):
@@ -85,12 +107,23 @@ class DayResult:
     actuals: Quantities
     fine: float
 
+    def missed(self, measured: frozenset[QuotaName]) -> bool:
+        """A measured quota fell short of the day's own target (make-up work aside)."""
+        return any(
+            not reached(self.actuals.get(q, 0.0), target)
+            for q, target in self.targets.items()
+            if target > 0 and q in measured
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SeatPeriod:
     seat: SeatProfile
     days: tuple[DayResult, ...]
     measured: frozenset[QuotaName]
+    claims: ClaimCounts = ClaimCounts()
+    claim_fine: float = 0.0
+    """``per_falsified_follow_up`` × the falsified claims."""
 
     @property
     def targets(self) -> Quantities:
@@ -108,8 +141,17 @@ class SeatPeriod:
         return {q: ratio(actuals[q], targets.get(q, 0.0)) for q in QUOTA_NAMES}
 
     @property
-    def fine(self) -> float:
+    def quota_fine(self) -> float:
         return sum(day.fine for day in self.days)
+
+    @property
+    def fine(self) -> float:
+        """Quota fines and falsified follow-ups."""
+        return self.quota_fine + self.claim_fine
+
+    @property
+    def missed_workdays(self) -> int:
+        return sum(1 for day in self.days if day.missed(self.measured))
 
     @property
     def tiers(self) -> tuple[str, ...]:
@@ -124,9 +166,11 @@ def seat_period(
     actuals: Mapping[dt.date, Quantities],
     adjustments: AdjustmentSource,
     measured: frozenset[QuotaName] = MEASURED_BY_TALLIES,
+    claims: ClaimCounts | None = None,
 ) -> SeatPeriod:
     """``days``: consecutive, oldest first, none in the future. Deficits of days before the
-    first are not carried in: their fines belong to the period those days are in."""
+    first are not carried in: their fines belong to the period those days are in.
+    ``claims``: the seat's follow-up claims of the period, verified."""
     site = policy.sites[seat.site]
     owed: dict[dt.date, Quantities] = {}
     results: list[DayResult] = []
@@ -148,7 +192,9 @@ def seat_period(
         else:
             fine = fine_for(progress, policy.fines)
         results.append(DayResult(day, tier, targets, carried, dict(done), fine))
-    return SeatPeriod(seat, tuple(results), measured)
+    counted = claims or ClaimCounts()
+    claim_fine = counted.falsified * policy.fines.per_falsified_follow_up
+    return SeatPeriod(seat, tuple(results), measured, counted, claim_fine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +207,7 @@ class Totals:
     targets: Quantities
     actuals: dict[QuotaName, float | None]
     fine: float
+    claims: ClaimCounts = ClaimCounts()
 
     @property
     def attainment(self) -> dict[QuotaName, float | None]:
@@ -185,6 +232,7 @@ def team_totals(
         targets=targets,
         actuals=_sum_known(member.actuals for member in members),
         fine=sum(member.fine for member in members),
+        claims=_sum_claims(member.claims for member in members),
     )
 
 
@@ -196,6 +244,7 @@ def centre_totals(teams: Sequence[Totals], name: str = "centre") -> Totals:
         targets=_sum(team.targets for team in teams),
         actuals=_sum_known(team.actuals for team in teams),
         fine=sum(team.fine for team in teams),
+        claims=_sum_claims(team.claims for team in teams),
     )
 
 
@@ -215,3 +264,13 @@ def _sum_known(parts: Iterable[Mapping[QuotaName, float | None]]) -> dict[QuotaN
             if value is not None:
                 out[quota] = (out[quota] or 0.0) + value
     return out
+
+
+def _sum_claims(parts: Iterable[ClaimCounts]) -> ClaimCounts:
+    found = list(parts)
+    return ClaimCounts(
+        claimed=sum(c.claimed for c in found),
+        verified=sum(c.verified for c in found),
+        a_class=sum(c.a_class for c in found),
+        b_class=sum(c.b_class for c in found),
+    )

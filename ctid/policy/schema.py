@@ -80,10 +80,54 @@ class Fines(_Strict):
     faxes: float = Field(default=0.0, ge=0)
     follow_ups: float = Field(default=0.0, ge=0)
     dials: float = Field(default=0.0, ge=0)
+    per_falsified_follow_up: float = Field(default=0.0, ge=0)
+    """Amount per follow-up claimed in the CRM that the calls do not verify."""
 
     def per_unit(self, quota: QuotaName) -> float:
         rate: float = getattr(self, quota)
         return rate
+
+
+class Scorecard(_Strict):
+    """Monthly performance points: ``base``, plus signed points per event (negative deducts)."""
+
+    base: float = 100.0
+    attainment_quota: QuotaName = "effective_calls"
+    """The quota whose monthly attainment earns ``per_attainment_percent``."""
+    per_attainment_percent: float = 0.0
+    """Points per whole 1 % of attainment above 100 % (115.7 % gives 15 of them)."""
+    per_missed_workday: float = 0.0
+    """Points per workday on which a measured quota fell short of the day's own target."""
+    per_falsified_follow_up: float = 0.0
+    per_violation: dict[str, float] = Field(default_factory=dict)
+    """Points per compliance violation, by rule name (``do_not_call``, ``frequency``...)."""
+    bonus_above: float = 120.0
+    deduction_below: float = 80.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.deduction_below > self.bonus_above:
+            raise ValueError("deduction_below must not be above bonus_above")
+        return self
+
+
+class Pay(_Strict):
+    """Monthly pay estimate: named coefficients, summed (no expressions are evaluated)."""
+
+    base: float = Field(default=0.0, ge=0)
+    per_effective_call: float = Field(default=0.0, ge=0)
+    per_a_class: float = Field(default=0.0, ge=0)
+    """Per distinct A-class customer of the month's verified follow-ups."""
+    per_b_class: float = Field(default=0.0, ge=0)
+    revenue_share: float = Field(default=0.0, ge=0, le=1)
+    """Share of the month's imported revenue (0.01 is 1 %)."""
+
+
+class Recognition(_Strict):
+    """The monthly report's leaderboards, per team and for the centre."""
+
+    top: int = Field(default=3, ge=1, le=100)
+    attainment_quota: QuotaName = "effective_calls"
 
 
 _CALL_QUOTAS: tuple[QuotaName, ...] = ("effective_calls", "dials")
@@ -183,6 +227,10 @@ class Policy(_Strict):
     seats: list[PolicySeat] = Field(default_factory=list)
     tiers: list[Tier] = Field(min_length=1)
     fines: Fines = Field(default_factory=Fines)
+    scorecard: Scorecard = Field(default_factory=Scorecard)
+    pay: Pay | None = None
+    """``None``: no pay estimate in the scorecard."""
+    recognition: Recognition = Field(default_factory=Recognition)
 
     @model_validator(mode="after")
     def _references(self) -> Self:

@@ -50,6 +50,9 @@ def register(sub: Subparsers, report: Subparsers) -> None:
     _register_backfill(sub)
     for kind in PERIODS:
         _register_period(report, kind)
+    from ctid.store import report_cli
+
+    report_cli.register(report)
 
 
 def with_settings(module: str, name: str) -> Callable[[argparse.Namespace], int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.config import Settings
 from ctid.errors import InputError, StoreError
+from ctid.policy.leaderboard import Board
 from ctid.policy.loader import load_policy
 from ctid.policy.period import AdjustmentSource
 from ctid.policy.schema import Policy
@@ -21,11 +24,14 @@ from ctid.store.cli_args import database_url, parse_day, seat_directory
 from ctid.store.directory import SeatInfo, load_seats
 from ctid.store.engine import redact_url
 from ctid.store.migrate import describe_error, head_revision, upgrade
+from ctid.store.number_key import hasher_for
+from ctid.store.period_followups import SeatClaims, read_period_claims
 from ctid.store.period_report import (
     DailyTallies,
     QuotaInputs,
     assemble,
     displayed_seats,
+    monthly_boards,
     seat_days,
     seat_profiles,
 )
@@ -44,7 +50,16 @@ def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
-    kind: PeriodKind = args.period
+    report, policy = period_report(args, settings, args.period)
+    boards = monthly_boards(report, policy) if policy and args.period == "monthly" else []
+    emit(render(report, args.format, boards), args.output)
+    return 0
+
+
+def period_report(
+    args: argparse.Namespace, settings: Settings, kind: PeriodKind
+) -> tuple[PeriodReport, Policy | None]:
+    """The period of ``--date`` from the store, judged by the policy when there is one."""
     period = period_for(kind, parse_day(args.date, settings))
     policy_file: Path | None = args.policy or settings.policy.file
     policy = load_policy(policy_file) if policy_file is not None else None  # PolicyError: 1 line
@@ -58,13 +73,19 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
         tallies = {zone: read_days(engine, period, ZoneInfo(zone), effective) for zone in zones}
         shares = period_completeness(engine, period, ZoneInfo(main_zone))
         adjustments = adjustments_from(engine, period.first)
+        claims: dict[str, SeatClaims] = {}
+        if policy is not None:
+            counted, tz = list(period.days()), ZoneInfo(main_zone)
+            hasher = partial(hasher_for, settings)  # read only when the period has claims
+            claims = read_period_claims(engine, counted, tz, hasher, effective)
     finally:
         engine.dispose()
     seen = {seat for days in tallies.values() for day in days.values() for seat in day}
     seats, quota_inputs = directory, None
     zone_of: dict[str, str] = {}
     if policy is not None:
-        seats, zone_of, quota_inputs = _policy_view(policy, directory, seen, adjustments)
+        seen |= set(claims)
+        seats, zone_of, quota_inputs = _policy_view(policy, directory, seen, adjustments, claims)
     _check_team(args.team, {seats[s].team if s in seats else "default" for s in set(seats) | seen})
     report = assemble(
         period,
@@ -75,17 +96,20 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
         team=args.team,
         quota_inputs=quota_inputs,
     )
-    emit(render(report, args.format), args.output)
-    return 0
+    return report, policy
 
 
 def _policy_view(
-    policy: Policy, directory: dict[str, SeatInfo], seen: set[str], adjustments: AdjustmentSource
+    policy: Policy,
+    directory: dict[str, SeatInfo],
+    seen: set[str],
+    adjustments: AdjustmentSource,
+    claims: dict[str, SeatClaims],
 ) -> tuple[dict[str, SeatInfo], dict[str, str], QuotaInputs]:
     """Seats as the policy sees them, each seat's time zone, and what quotas are judged with."""
     profiles = seat_profiles(policy, directory, seen)
     zone_of = {seat: policy.sites[p.site].timezone for seat, p in profiles.items()}
-    inputs = QuotaInputs(policy, profiles, adjustments)
+    inputs = QuotaInputs(policy, profiles, adjustments, claims)
     return displayed_seats(directory, profiles), zone_of, inputs
 
 
@@ -99,9 +123,9 @@ def _check_team(team: str | None, teams: set[str]) -> None:
         raise InputError(f"--team {team!r}: no such team (known: {known})")
 
 
-def render(report: PeriodReport, fmt: str) -> str:
+def render(report: PeriodReport, fmt: str, boards: Sequence[Board] = ()) -> str:
     renderers = {"json": to_json, "csv": to_csv, "html": to_html, "table": to_table}
-    return renderers[fmt](report)
+    return renderers[fmt](report, boards)
 
 
 def emit(text: str, output: Path | None) -> None:

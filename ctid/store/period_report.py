@@ -12,9 +12,13 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ctid.policy.leaderboard import Board, Contender, leaderboards
 from ctid.policy.loader import resolve_seats
 from ctid.policy.period import (
+    MEASURED_BY_TALLIES,
+    MEASURED_WITH_FOLLOW_UPS,
     AdjustmentSource,
+    Quantities,
     SeatPeriod,
     centre_totals,
     quota_actuals,
@@ -24,6 +28,7 @@ from ctid.policy.period import (
 from ctid.policy.schema import Policy, SeatKind
 from ctid.policy.tiers import SeatProfile
 from ctid.store.directory import SeatInfo
+from ctid.store.period_followups import SeatClaims
 from ctid.store.reporting import Period, PeriodReport, QuotaSummary, build_rows
 from ctid.tracker.tallies import SeatTally
 
@@ -98,6 +103,17 @@ class QuotaInputs:
     profiles: Mapping[str, SeatProfile]
     """Every seat of the report (:func:`seat_profiles`)."""
     adjustments: AdjustmentSource
+    claims: Mapping[str, SeatClaims] | None = None
+    """Verified follow-up claims per seat; ``None``: follow-ups are not measured."""
+
+
+def _seat_actuals(
+    days: Mapping[dt.date, SeatTally], claims: SeatClaims | None
+) -> dict[dt.date, Quantities]:
+    actuals = {day: quota_actuals(tally) for day, tally in days.items()}
+    for day, customers in (claims.per_day if claims else {}).items():
+        actuals.setdefault(day, {})["follow_ups"] = float(customers)
+    return actuals
 
 
 def assemble(
@@ -114,11 +130,19 @@ def assemble(
     quotas: dict[str, SeatPeriod] = {}
     if quota_inputs is not None:
         policy, profiles = quota_inputs.policy, quota_inputs.profiles
+        claims = quota_inputs.claims
+        measured = MEASURED_BY_TALLIES if claims is None else MEASURED_WITH_FOLLOW_UPS
         for seat in set(seats) | set(days):
             if team is None or seats.get(seat, SeatInfo(seat)).team == team:
-                actuals = {day: quota_actuals(t) for day, t in days.get(seat, {}).items()}
+                found = None if claims is None else claims.get(seat)
                 quotas[seat] = seat_period(
-                    policy, profiles[seat], counted, actuals, quota_inputs.adjustments
+                    policy,
+                    profiles[seat],
+                    counted,
+                    _seat_actuals(days.get(seat, {}), found),
+                    quota_inputs.adjustments,
+                    measured,
+                    found.counts if found else None,
                 )
     humans, robots = build_rows(period_totals(days), seats, team=team, quotas=quotas)
     summary = None
@@ -130,3 +154,19 @@ def assemble(
         teams = [team_totals(policy, name, by_team[name], counted) for name in sorted(by_team)]
         summary = QuotaSummary(policy.version, policy.fines.currency, teams, centre_totals(teams))
     return PeriodReport(period, timezone, team, completeness, humans, robots, summary)
+
+
+def monthly_boards(report: PeriodReport, policy: Policy) -> list[Board]:
+    """The leaderboards of a monthly report (human seats; ``[recognition]`` of the policy)."""
+    quota = policy.recognition.attainment_quota
+    contenders = [
+        Contender(
+            row.seat,
+            row.name,
+            row.team,
+            None if row.quota is None else row.quota.attainment[quota],
+            row.effective,
+        )
+        for row in report.seats
+    ]
+    return leaderboards(contenders, policy.recognition.top)

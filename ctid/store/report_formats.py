@@ -1,7 +1,8 @@
 """A :class:`~ctid.store.reporting.PeriodReport` as JSON, CSV (one row per seat) and a table.
 
 Numbers are rounded only here: minutes and targets to 2 decimals, attainment to 6. A quota the
-store does not measure (follow-ups, reported by the CRM) has ``null`` actuals and attainment.
+store does not measure has ``null`` actuals and attainment. Follow-ups are the CRM's claims as
+the calls verify them: claimed, verified, falsified, and what the falsified ones cost.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ctid.policy.period import Totals
+from ctid.policy.leaderboard import Board
+from ctid.policy.period import ClaimCounts, Totals
 from ctid.policy.schema import QUOTA_NAMES, QuotaName
 from ctid.report import aligned_rows, ruled
+from ctid.store.leaderboard_formats import boards_record, boards_table
 from ctid.store.reporting import PeriodReport, QuotaSummary, ReportRow
 
 QUOTA_LABELS: dict[QuotaName, str] = {
@@ -33,6 +36,19 @@ def _round_all(values: Mapping[QuotaName, float | None], digits: int) -> dict[st
 def _round_targets(targets: Mapping[QuotaName, float]) -> dict[str, float]:
     """Every quota: one the tiers leave out has a target of 0 (not measured, nothing owed)."""
     return {q: round(targets.get(q, 0.0), 2) for q in QUOTA_NAMES}
+
+
+def claims_record(claims: ClaimCounts, fine: float | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "claimed": claims.claimed,
+        "verified": claims.verified,
+        "falsified": claims.falsified,
+        "a_class": claims.a_class,
+        "b_class": claims.b_class,
+    }
+    if fine is not None:
+        record["fine"] = round(fine, 2)
+    return record
 
 
 def seat_record(row: ReportRow) -> dict[str, Any]:
@@ -56,6 +72,7 @@ def seat_record(row: ReportRow) -> dict[str, Any]:
         "targets": None if quota is None else _round_targets(quota.targets),
         "attainment": None if quota is None else _round_all(quota.attainment, 6),
         "fine": None if quota is None else round(quota.fine, 2),
+        "follow_ups": None if quota is None else claims_record(quota.claims, quota.claim_fine),
     }
 
 
@@ -68,10 +85,11 @@ def totals_record(totals: Totals) -> dict[str, Any]:
         "actuals": _round_all(totals.actuals, 2),
         "attainment": _round_all(totals.attainment, 6),
         "fine": round(totals.fine, 2),
+        "follow_ups": claims_record(totals.claims),
     }
 
 
-def to_json(report: PeriodReport) -> str:
+def to_json(report: PeriodReport, boards: Sequence[Board] = ()) -> str:
     period, quotas = report.period, report.quotas
     document = {
         "period": {
@@ -90,6 +108,7 @@ def to_json(report: PeriodReport) -> str:
         "robots": [seat_record(row) for row in report.robots],
         "teams": [] if quotas is None else [totals_record(t) for t in quotas.teams],
         "centre": None if quotas is None else totals_record(quotas.centre),
+        "leaderboards": boards_record(boards),
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
@@ -98,11 +117,13 @@ CSV_COLUMNS = (
     "rank", "seat", "name", "team", "calls", "answered", "effective", "talk_minutes",
     "hold_minutes", "faxes", "dials", "kind", "tiers",
     *(f"target_{q}" for q in QUOTA_NAMES), *(f"attainment_{q}" for q in QUOTA_NAMES), "fine",
+    "follow_ups_claimed", "follow_ups_verified", "follow_ups_falsified", "follow_ups_fine",
 )  # fmt: skip
 
 
-def to_csv(report: PeriodReport) -> str:
-    """One row per seat, humans then robots; roll-ups are in the other formats."""
+def to_csv(report: PeriodReport, boards: Sequence[Board] = ()) -> str:
+    """One row per seat, humans then robots; roll-ups and leaderboards are in the other
+    formats (``boards`` is accepted for a uniform signature)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -113,6 +134,8 @@ def to_csv(report: PeriodReport) -> str:
         for q in QUOTA_NAMES:
             flat[f"target_{q}"] = (record["targets"] or {}).get(q)
             flat[f"attainment_{q}"] = (record["attainment"] or {}).get(q)
+        for key in ("claimed", "verified", "falsified", "fine"):
+            flat[f"follow_ups_{key}"] = (record["follow_ups"] or {}).get(key)
         writer.writerow(["" if flat[c] is None else flat[c] for c in CSV_COLUMNS])
     return out.getvalue()
 
@@ -164,12 +187,19 @@ def notes(report: PeriodReport) -> list[str]:
         for pbx, share in report.completeness.items()
         if share < 1.0
     ]
-    if report.quotas is not None and report.quotas.centre.targets.get("follow_ups", 0.0) > 0:
+    centre = report.quotas.centre if report.quotas is not None else None
+    unmeasured = centre is not None and centre.actuals["follow_ups"] is None
+    if centre and unmeasured and centre.targets.get("follow_ups", 0.0) > 0:
         lines.append("follow_ups: targets only; the store does not count follow-ups (the CRM does)")
+    if centre is not None:
+        lines.append(
+            "claims: follow-ups verified/claimed in the CRM; unverified ones are falsified "
+            "(fine included)"
+        )
     return lines
 
 
-def to_table(report: PeriodReport) -> str:
+def to_table(report: PeriodReport, boards: Sequence[Board] = ()) -> str:
     out = [title(report), *_seat_table(report.seats, seat_quotas(report.seats))]
     if report.robots:
         out += ["", "robots", *_seat_table(report.robots, seat_quotas(report.robots))]
@@ -177,6 +207,7 @@ def to_table(report: PeriodReport) -> str:
         rollups = [*report.quotas.teams, report.quotas.centre]
         heading = "team totals (human seats): actual/target attainment"
         out += ["", heading, *_totals(rollups, rollup_quotas(report.quotas))]
+    out += boards_table(boards)
     return "\n".join(out + notes(report)) + "\n"
 
 
@@ -185,7 +216,7 @@ def _seat_table(rows: list[ReportRow], quotas: list[QuotaName]) -> list[str]:
                                "talk min", "hold min", "fax", "dials",
                                *(f"{QUOTA_LABELS[q]}%" for q in quotas))  # fmt: skip
     if rows and rows[0].quota is not None:
-        header += ("fine",)
+        header += ("claims", "fine")
     body = []
     for r in rows:
         cells: tuple[str, ...] = (
@@ -195,7 +226,8 @@ def _seat_table(rows: list[ReportRow], quotas: list[QuotaName]) -> list[str]:
         )  # fmt: skip
         if r.quota is not None:
             attained = r.quota.attainment
-            cells += (*(percent(attained[q]) for q in quotas), money(r.quota.fine))
+            claims = f"{r.quota.claims.verified}/{r.quota.claims.claimed}"
+            cells += (*(percent(attained[q]) for q in quotas), claims, money(r.quota.fine))
         body.append(cells)
     return ruled(aligned_rows([header, *body], left={1, 2, 3}))
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from ctid.policy.leaderboard import Board
 from ctid.policy.period import Totals
 from ctid.policy.schema import QuotaName
+from ctid.store.leaderboard_formats import boards_html
 from ctid.store.report_formats import (
     QUOTA_LABELS,
     amount,
@@ -37,7 +39,7 @@ p.note { color: #a33; }
 """
 
 
-def to_html(report: PeriodReport) -> str:
+def to_html(report: PeriodReport, boards: Sequence[Board] = ()) -> str:
     heading = escape(title(report))
     parts = [
         "<!DOCTYPE html>",
@@ -55,6 +57,7 @@ def to_html(report: PeriodReport) -> str:
             "<h2>Teams (human seats)</h2>",
             _totals_table(rollups, rollup_quotas(report.quotas)),
         ]
+    parts += boards_html(boards)
     parts += [f'<p class="note">{escape(line)}</p>' for line in notes(report)]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -79,7 +82,7 @@ def _seat_table(rows: list[ReportRow], quotas: list[QuotaName]) -> str:
               "hold min", "faxes", "dials", *(f"{QUOTA_LABELS[q]} %" for q in quotas)]  # fmt: skip
     with_quotas = bool(rows) and rows[0].quota is not None
     if with_quotas:
-        labels.append("fine")
+        labels += ["follow-ups claimed", "verified", "falsified", "fine"]
     lines = ["<table>", _head(labels)]
     for r in rows:
         cells = [_cell(str(r.rank), "n"), _cell(r.seat), _cell(r.name), _cell(r.team)]
@@ -92,6 +95,9 @@ def _seat_table(rows: list[ReportRow], quotas: list[QuotaName]) -> str:
         if r.quota is not None:
             attained = r.quota.attainment
             cells += [_attainment_cell(attained[q]) for q in quotas]
+            claims = r.quota.claims
+            counts = (claims.claimed, claims.verified, claims.falsified)
+            cells += [_cell(str(n), "n") for n in counts]
             cells.append(_cell(money(r.quota.fine), "n"))
         lines.append("<tr>" + "".join(cells) + "</tr>")
     lines.append("</table>")

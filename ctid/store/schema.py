@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -251,4 +253,63 @@ quota_adjustments = Table(
     Column("reason", Text, nullable=False),
     Index(None, "seat", "day"),
     info={"append_only": True},
+)
+
+# --- follow-ups and lead lists: numbers from outside ctid, kept as a keyed hash and masked ---
+# (ctid.store.number_key); never the number itself.
+
+follow_ups = Table(
+    "follow_ups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seat", String(64), nullable=False),
+    # The local day of ``at`` in the site's time zone: the day the claim is checked against.
+    Column("day", IsoDate(), nullable=False),
+    Column("at", UtcTimestamp(), nullable=False),
+    Column("number_hash", String(64), nullable=False),
+    Column("number_masked", String(64), nullable=False),
+    Column("class", String(1)),
+    Column("note", Text, nullable=False, default=""),
+    Column("source", String(255), nullable=False),
+    Column("imported_at", UtcTimestamp(), nullable=False),
+    UniqueConstraint("seat", "at", "number_hash"),
+    Index(None, "day", "seat"),
+    # Imported twice (the same CRM export again): the stored claim stays, the copy is counted.
+    info={"natural_key": ("seat", "at", "number_hash"), "append_only": True},
+)
+
+lead_lists = Table(
+    "lead_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    # The last import into the list, and how many numbers the list then held.
+    Column("imported_at", UtcTimestamp(), nullable=False),
+    Column("rows", Integer, nullable=False),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("list_id", Integer, primary_key=True, autoincrement=False),
+    Column("number_hash", String(64), primary_key=True),
+    Column("number_masked", String(64), nullable=False),
+    ForeignKeyConstraint(["list_id"], ["lead_lists.id"], ondelete="CASCADE"),
+    info={"append_only": True},
+)
+
+# --- revenue: amounts per seat imported from outside ctid (the pay estimate reads a month) ---
+
+revenue = Table(
+    "revenue",
+    metadata,
+    Column("seat", String(64), primary_key=True),
+    # The date of the amount, or the first day of its month for a month total (span "month").
+    Column("day", IsoDate(), primary_key=True),
+    Column("span", String(5), primary_key=True),
+    # Whole cents: money is never a float in the store.
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("imported_at", UtcTimestamp(), nullable=False),
+    # Imported again (a corrected export): the latest amount for the seat and day wins.
 )

@@ -27,7 +27,22 @@ class StoreSettings(BaseModel):
     """Rows kept in memory while the database is unreachable, before spilling to disk."""
     spool_rows: int = Field(default=1_000_000, ge=0)
     """Rows the spool file may hold; rows beyond it are dropped and counted."""
+    retention_days: int | None = Field(default=None, ge=1)
+    """Keep this many days before today; the daemon deletes older rows once a day, as
+    ``ctid purge --older-than`` does (docs/operations.md), but never the current month or ISO
+    week. ``None`` keeps everything."""
+    number_key_file: Path | None = None
+    """Key of the hash that follow-ups and lead lists keep instead of customer numbers
+    (docs/store.md); created owner-only with random content if missing. ``None`` means
+    ``<data_dir>/number.key``. Back it up with the database: a new key matches nothing stored."""
+    number_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    """Region for reading follow-up and lead numbers without a country code; ``None`` means
+    the compliance policy's ``default_region``, else ``US``."""
 
     @property
     def spool_path(self) -> Path:
         return self.data_dir / "store-spool.jsonl"
+
+    @property
+    def number_key_path(self) -> Path:
+        return self.number_key_file or self.data_dir / "number.key"

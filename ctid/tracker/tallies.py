@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from ctid.tracker.model import Call, CallEnded, Direction, Effect, InternalCallPlaced, InternalTalk
 
 DEFAULT_EFFECTIVE_SECONDS = 30.0
+LIVE_KEEP_DAYS = 2
+"""Days the daemon keeps: today, and yesterday for a call or a scrape just after midnight."""
 
 
 @dataclass(slots=True)
@@ -52,16 +54,32 @@ def split_by_local_day(start: float, end: float, tz: ZoneInfo) -> Iterator[tuple
 
 
 class DailyTallies:
-    def __init__(self, tz: ZoneInfo, effective_seconds: float = DEFAULT_EFFECTIVE_SECONDS) -> None:
+    def __init__(
+        self,
+        tz: ZoneInfo,
+        effective_seconds: float = DEFAULT_EFFECTIVE_SECONDS,
+        *,
+        keep_days: int | None = None,
+    ) -> None:
         self.tz = tz
         self.effective_seconds = effective_seconds
+        self.keep_days = keep_days
+        """The newest days kept when a new one starts; ``None`` keeps them all (a replay or
+        report over a period).  The daemon reads only today, so it keeps a few: one day's
+        tallies per seat, every day, would otherwise stay for the daemon's lifetime."""
         self.days: dict[dt.date, dict[str, SeatTally]] = {}
 
     def local_day(self, ts: float) -> dt.date:
         return dt.datetime.fromtimestamp(ts, self.tz).date()
 
     def tally(self, day: dt.date, seat: str) -> SeatTally:
-        return self.days.setdefault(day, {}).setdefault(seat, SeatTally())
+        seats = self.days.get(day)
+        if seats is None:
+            seats = self.days[day] = {}
+            if self.keep_days is not None and len(self.days) > self.keep_days:
+                for old in sorted(self.days)[: len(self.days) - self.keep_days]:
+                    del self.days[old]
+        return seats.setdefault(seat, SeatTally())
 
     def apply(self, effect: Effect) -> None:
         if isinstance(effect, CallEnded):

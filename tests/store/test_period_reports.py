@@ -182,11 +182,13 @@ def test_table_shows_attainment_fines_and_team_totals(
     assert lines[0] == (
         "weekly 2026-11-23 .. 2026-11-29, through 2026-11-25 (policy 2026-11, fines in CNY)"
     )
-    assert lines[1].split()[-5:] == ["dials", "talk%", "eff%", "fax%", "fine"]
+    # Follow-ups are counted from the CRM's verified claims (none stored here: 0 %).
+    header = ["dials", "talk%", "eff%", "fax%", "f-up%", "claims", "fine"]
+    assert lines[1].split()[-7:] == header
     assert "robots" in lines
     totals = lines.index("team totals (human seats): actual/target attainment")
     rollups = [line.split()[0] for line in lines[totals + 3 :]]
-    assert rollups == ["team-a", "team-b", "centre", "follow_ups:"]
+    assert rollups == ["team-a", "team-b", "centre", "claims:"]
     # 1003 (new staff) over three workdays: 360 calls targeted, all but its effective ones
     # missing, 5 yuan each; its make-up Sunday is after the 25th.
     effective = tracker_totals()["1003"].effective
