@@ -1,4 +1,4 @@
-"""ctid's ``AmiCodec`` as it was before the fast path of issue 9 (commit a322deb).
+"""ctid's ``AmiCodec`` as it was before its fast path (commit a322deb).
 
 Kept so ``bench.pipeline`` measures before and after in one run, on one machine state; the
 frame parser and message types are shared with :mod:`ctid.ami.codec` (unchanged), so the

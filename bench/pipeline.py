@@ -1,10 +1,10 @@
-"""Pipeline benchmark: the numbers ctid's event loop must reach (issue 9), measured in one run.
+"""Pipeline benchmark: the numbers ctid's event loop must reach, measured in one run.
 
 * Throughput at saturation over TCP loopback: a load generator process (:mod:`bench.loadgen`)
   writes copies of the mixed capture (:mod:`bench.remap`) as fast as the socket takes them;
   the process under test (:mod:`bench.subject`) reads them with ``AmiClient`` → codec →
   tracker → tallies → call metrics.  The same load through panoramisk's ``Manager`` + the same
-  tracker is the baseline, and ctid with its codec as it was before issue 9 the "before".
+  tracker is the baseline, and ctid with its codec as it was before its fast path the "before".
 * In process, no sockets: the same bytes through codec + pipeline, before and after.
 * Decision latency at fixed rates with ``/metrics`` (5 000 seats) scraped every second: from
   the moment the generator wrote a ``DialBegin`` to the tracker's ``OutboundDial``; also from

@@ -223,7 +223,7 @@ def render(
     lines.append(f"{'throughput case':<52}{'best frames/s':>14}{'median':>12}{'CPU s':>8}")
     for client, label in zip(
         CLIENTS,
-        ("ctid (after)", "ctid, codec before issue 9", "panoramisk + ctid tracker"),
+        ("ctid (after)", "ctid, codec before its fast path", "panoramisk + ctid tracker"),
         strict=True,
     ):
         best, median = _rate(sat.frames, sat.timings[client])

@@ -155,12 +155,12 @@ class AmiClient:
             await asyncio.sleep(delay)
 
     async def _connect_once(self) -> None:
+        codec = AmiCodec(keep_events=self._keep)
         try:
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(self._host, self._port)
+                link = await AmiLink.open(self._host, self._port, codec, self._ids, self._deliver)
         except TimeoutError:
             raise AmiError(f"no TCP connection within {self._connect_timeout:g} s") from None
-        link = AmiLink(reader, writer, AmiCodec(keep_events=self._keep), self._ids, self._deliver)
         try:
             session = await self._handshake(link)
             self._link_up(link, session)
@@ -177,9 +177,9 @@ class AmiClient:
             await link.close()
 
     async def _handshake(self, link: AmiLink) -> AmiSession:
-        """Banner, then plain or MD5 login; the reply is read inline (no reader task yet)."""
+        """Banner, then plain or MD5 login."""
         await link.read_banner(self._connect_timeout)
-        login = AmiSession(link, self._action_timeout, pump=True)
+        login = AmiSession(link, self._action_timeout)
         headers = {"Username": self._username}
         if self._auth == "md5":
             reply = await login.send_action("Challenge", {"AuthType": "MD5"})

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ctid.ami.codec import AmiCodec, Banner, Message, encode_message
+from ctid.ami.receiver import Receiver
 from ctid.errors import AmiError
 
 Deliver = Callable[[list[Message], int, float], None]
 """Receives the plain events of one read, the number of frames read, and the receive time."""
-
-_READ_SIZE = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -28,42 +26,54 @@ class _Pending:
 
 
 class AmiLink:
-    """One TCP connection: sends actions and routes what it reads to their futures."""
+    """One TCP connection: sends actions and routes what it reads to their futures.
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        codec: AmiCodec,
-        ids: Iterator[int],
-        deliver: Deliver,
-    ) -> None:
-        self._reader, self._writer, self._codec = reader, writer, codec
-        self._ids, self._deliver = ids, deliver
+    Opened with :meth:`open`; what arrives is decoded and delivered from the event loop's read
+    callback (:mod:`ctid.ami.receiver`), so the bytes of a read are in the pipeline before the
+    loop does anything else.
+    """
+
+    def __init__(self, codec: AmiCodec, ids: Iterator[int], deliver: Deliver) -> None:
+        self._codec, self._ids, self._deliver = codec, ids, deliver
         self._pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
         self._closed = False
         self.banner: Banner | None = None
+        self._banner_seen: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._receiver = Receiver(self._on_data, self._on_closed)
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, codec: AmiCodec, ids: Iterator[int], deliver: Deliver
+    ) -> AmiLink:
+        """Connect (OSError when it cannot); the caller bounds the time it may take."""
+        link = cls(codec, ids, deliver)
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: link._receiver, host, port)
+        return link
 
     async def read_banner(self, limit: float) -> Banner:
         try:
             async with asyncio.timeout(limit):
-                while self.banner is None:
-                    await self.read_once()
+                await asyncio.wait(
+                    (self._banner_seen, self._receiver.closed),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
         except TimeoutError:
             raise AmiError(f"no AMI banner within {limit:g} s") from None
+        if self.banner is None:
+            await asyncio.shield(self._receiver.closed)  # raises why the connection ended
+        assert self.banner is not None
         return self.banner
 
     async def request(
-        self, name: str, headers: Mapping[str, str], limit: float, *, is_list: bool, pump: bool
+        self, name: str, headers: Mapping[str, str], limit: float, *, is_list: bool
     ) -> list[Message]:
-        """Send an action and wait for its answer; ``pump`` reads inline (no reader task yet)."""
+        """Send an action and wait for its answer (AmiError if the link ends first)."""
         action_id, future = self._start(name, headers, is_list=is_list)
         try:
             async with asyncio.timeout(limit):
                 await self._drain()
-                while pump and not future.done():
-                    await self.read_once()
                 return await future
         except TimeoutError:
             raise AmiError(f"no answer to {name} within {limit:g} s") from None
@@ -105,10 +115,7 @@ class AmiLink:
             raise AmiError(f"cannot send {name}: link to the pbx is closed")
         action_id = f"ctid-{next(self._ids)}"
         future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
-        try:
-            self._writer.write(encode_message("Action", name, {**headers, "ActionID": action_id}))
-        except (OSError, RuntimeError) as err:
-            raise AmiError(f"write to the pbx failed: {err}") from err
+        self._receiver.write(encode_message("Action", name, {**headers, "ActionID": action_id}))
         self._pending[action_id] = _Pending(future, [] if is_list else None)
         return action_id, future
 
@@ -117,25 +124,32 @@ class AmiLink:
         return self._codec.last_frame_timestamp()
 
     async def read_loop(self) -> NoReturn:
-        while True:
-            await self.read_once()
+        """Wait while the connection lasts; raise why it ended."""
+        # Shielded: cancelling this task must not cancel the link's own "closed" future.
+        await asyncio.shield(self._receiver.closed)
+        raise AssertionError("the receiver's future only ever fails")
 
-    async def read_once(self) -> None:
-        try:
-            data = await self._reader.read(_READ_SIZE)
-        except OSError as err:
-            raise AmiError(f"read from the pbx failed: {err}") from err
-        received = time.time()
-        if not data:
-            raise AmiError("connection closed by the pbx")
+    def _on_data(self, data: bytes, received: float) -> None:
         seen = self._codec.frames_seen
         events = [e for m in self._codec.feed(data) if (e := self._route(m)) is not None]
         self._deliver(events, self._codec.frames_seen - seen, received)
+
+    def _on_closed(self, reason: BaseException) -> None:
+        """Actions waiting for an answer fail now, not at their timeout."""
+        self._closed = True
+        lost = AmiError(f"link to the pbx lost: {reason}")
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(lost)
+        if not self._banner_seen.done():
+            self._banner_seen.cancel()
 
     def _route(self, message: Message | Banner) -> Message | None:
         """Take banner and action answers; return the events meant for ``on_messages``."""
         if isinstance(message, Banner):
             self.banner = message
+            if not self._banner_seen.done():
+                self._banner_seen.set_result(None)
             return None
         pending = self._pending.get(message.get("ActionID") or "")
         if pending is None or pending.future.done():
@@ -159,21 +173,16 @@ class AmiLink:
         return None
 
     async def _drain(self) -> None:
-        try:
-            async with self._lock:
-                await self._writer.drain()
-        except OSError as err:
-            raise AmiError(f"write to the pbx failed: {err}") from err
+        async with self._lock:
+            await self._receiver.drain()
 
     async def close(self) -> None:
         """Fail what is pending and drop the socket (nothing worth flushing to a dead link)."""
-        self._closed = True
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(AmiError("link to the pbx lost"))
-        self._writer.transport.abort()
-        with contextlib.suppress(OSError):  # the reset that killed the link, reported again
-            await self._writer.wait_closed()
+        self._receiver.fail(AmiError("link to the pbx lost"))
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._receiver.closed)  # retrieved: read_loop reported it
+        if self._receiver.transport is not None:
+            await asyncio.shield(self._receiver.lost)  # the socket is closed once it is lost
 
 
 class AmiSession:
@@ -183,8 +192,8 @@ class AmiSession:
     API (and of the error message), which is why ruff's ASYNC109 is silenced on it.
     """
 
-    def __init__(self, link: AmiLink, timeout: float, *, pump: bool = False) -> None:
-        self._link, self._timeout, self._pump = link, timeout, pump
+    def __init__(self, link: AmiLink, timeout: float) -> None:
+        self._link, self._timeout = link, timeout
 
     async def send_action(
         self,
@@ -194,9 +203,7 @@ class AmiSession:
     ) -> Message:
         """The response (check its ``name``: ``Success`` or ``Error``); AmiError on timeout."""
         wait = self._timeout if timeout is None else timeout
-        (response,) = await self._link.request(
-            name, headers or {}, wait, is_list=False, pump=self._pump
-        )
+        (response,) = await self._link.request(name, headers or {}, wait, is_list=False)
         return response
 
     def send_now(
@@ -215,4 +222,4 @@ class AmiSession:
     ) -> list[Message]:
         """The item events, once the ``EventList: Complete`` event arrived; AmiError on Error."""
         wait = self._timeout if timeout is None else timeout
-        return await self._link.request(name, headers or {}, wait, is_list=True, pump=self._pump)
+        return await self._link.request(name, headers or {}, wait, is_list=True)
