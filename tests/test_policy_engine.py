@@ -22,6 +22,7 @@ from ctid.policy import (
     load_policy,
     report_today,
 )
+from ctid.policy.engine import KEEP_DAYS
 from ctid.policy.loader import resolve_seats
 from ctid.policy.tiers import SeatProfile
 from ctid.policy.workday import dialing_progress, end_of_day, next_checkpoint
@@ -407,3 +408,19 @@ def test_metrics_provider_reports_talk_in_seconds_and_skips_seats_off_today(
     talk = next(q for q in quotas["1001"] if q.quota == "talk_seconds")
     assert (talk.target, talk.attained, talk.pace) == (6000.0, 3600.0, Pace.ON_TRACK)
     assert {q.pace for q in quotas["1003"]} == {Pace.BEHIND}
+
+
+def test_a_running_engine_keeps_only_recent_days() -> None:
+    # One day per seat kept for the daemon's lifetime would grow without bound.
+    first = dt.date(2026, 11, 2)
+    engine = engine_for("1001", start=at(first, 8))
+    for offset in range(40):
+        day = first + dt.timedelta(days=offset)
+        work(engine, "1001", at(day, 10), calls=2)
+        engine.advance(at(day, 23))
+    last = first + dt.timedelta(days=39)
+    kept = sorted(day for _seat, day in engine._counters)  # the engine's own bookkeeping
+    assert kept[0] >= last - KEEP_DAYS
+    assert kept[-1] == last
+    assert len(kept) <= KEEP_DAYS.days + 1
+    assert engine.actuals("1001", last)  # today's figures are untouched

@@ -41,6 +41,10 @@ from ctid.tracker.tallies import split_by_local_day
 EventKind = Literal["quota_met", "behind_pace", "report_due", "eod_shortfall", "grace_shortfall"]
 MAKEUP_TIER = "make-up"
 
+KEEP_DAYS = dt.timedelta(days=14)
+"""Days before the engine's clock it keeps counters for: enough for grace and make-up days
+(and a clock step back), bounded for a daemon that runs for months."""
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaEvent:
@@ -98,6 +102,7 @@ class QuotaEngine:
         self._deficit_version = 0
         self._targets: dict[tuple[str, dt.date], _DayTargets] = {}
         self._targets_version = (-1, -1)
+        self._forgotten_before = start.date() - KEEP_DAYS
 
     # --- seats -------------------------------------------------------------------------
 
@@ -180,8 +185,8 @@ class QuotaEngine:
         return dt.datetime.fromtimestamp(call.started_at, self.site(seat).tz).date()
 
     def forget_before(self, day: dt.date) -> None:
-        """Drop counters and cached targets of older days (call once a day to bound memory)."""
-        for store in (self._counters, self._targets):
+        """Drop counters, cached targets and make-up debts of days before ``day``."""
+        for store in (self._counters, self._targets, self._deficits):
             for key in [key for key in store if key[1] < day]:
                 del store[key]
 
@@ -267,6 +272,12 @@ class QuotaEngine:
     def advance(self, now: dt.datetime) -> list[QuotaEvent]:
         events = self.due_events(self._cursor, now)
         self._cursor = max(self._cursor, now, key=dt.datetime.timestamp)
+        # The running engine answers for today (and make-up days soon after); period reports
+        # read the store.  Without this a daemon keeps one day per seat for its lifetime.
+        horizon = self._cursor.date() - KEEP_DAYS
+        if horizon > self._forgotten_before:
+            self.forget_before(horizon)
+            self._forgotten_before = horizon
         for event in events:
             if event.kind == "grace_shortfall" and event.makeup_day and event.seat:
                 owed = self._deficits.setdefault((event.seat, event.makeup_day), {})
