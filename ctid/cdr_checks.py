@@ -145,6 +145,7 @@ class CdrChecks:
                     since=started_at - 1,
                     until=ended_at + 1,
                     tz=self._tz,
+                    numbers=store.numbers,
                     gap_windows=[(started_at, ended_at)],
                     also_known=known,
                 )

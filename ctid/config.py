@@ -196,7 +196,13 @@ def secrets_in_file(data: Mapping[str, Any]) -> list[str]:
         for i, pbx in enumerate(data.get("pbx") or [])
         if isinstance(pbx, Mapping) and pbx.get("secret")
     ]
-    for section, key in (("http", "api_token"), ("mqtt", "password"), ("mqtt", "command_token")):
+    held_keys = (
+        ("http", "api_token"),
+        ("mqtt", "password"),
+        ("mqtt", "command_token"),
+        ("store", "number_encryption_key"),
+    )
+    for section, key in held_keys:
         table = data.get(section)
         if isinstance(table, Mapping) and table.get(key):
             found.append(f"{section}.{key}")

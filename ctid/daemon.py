@@ -27,6 +27,7 @@ from ctid.pbx_link import live_channels
 from ctid.sdnotify import SystemdNotifier
 from ctid.store.directory import SeatInfo
 from ctid.store.engine import store_url
+from ctid.store.number_protect import NumberKeys
 from ctid.store.purge import purge_daily
 from ctid.store.runtime import Store, open_store
 from ctid.tracker.tallies import LIVE_KEEP_DAYS, DailyTallies
@@ -189,8 +190,15 @@ async def run_daemon(
         store: Store | None = None
         if settings.store.enabled:
             seats = [SeatInfo(s.id, s.name, s.team, s.kind, s.hire_date) for s in settings.seats]
+            numbers = NumberKeys.from_settings(settings)  # key files read in the store's thread
             store = await stack.enter_async_context(
-                open_store(settings.store, tallies, seats=seats, pbxs=[p.name for p in pbxs])
+                open_store(
+                    settings.store,
+                    tallies,
+                    seats=seats,
+                    pbxs=[p.name for p in pbxs],
+                    numbers=numbers,
+                )
             )
         floor = Floor(settings, pbxs, tallies, store)
         health = floor.health

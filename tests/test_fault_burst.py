@@ -41,7 +41,7 @@ from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.model import Call, CallEnded, Effect
 from ctid.tracker.tallies import DailyTallies, SeatTally
 from ctid.tracker.tracker import CallTracker
-from tests.store.support import count, migrated, wait_for, writer_running
+from tests.store.support import TEST_NUMBERS, count, migrated, wait_for, writer_running
 from tests.truth import capture_streams, load_truth, seat_mismatches
 
 CAPTURE = "mixed_busy_period"
@@ -156,7 +156,12 @@ async def test_a_burst_of_100k_frames_loses_no_call_and_stays_bounded(
     with migrated(f"sqlite:///{tmp_path / 'ctid.db'}") as engine:
         spool = Spool(tmp_path / "spool" / "store-spool.jsonl", max_rows=1_000_000)
         writer = StoreWriter(
-            engine, flush_ms=50, batch_rows=200, memory_rows=MEMORY_ROWS, spool=spool
+            engine,
+            numbers=TEST_NUMBERS,
+            flush_ms=50,
+            batch_rows=200,
+            memory_rows=MEMORY_ROWS,
+            spool=spool,
         )
 
         def store_cdr(event: AmiEvent) -> None:

@@ -45,7 +45,7 @@ from ctid.store.schema import metadata
 from ctid.store.writer import StoreWriter
 from ctid.tracker.model import Call, CallEnded, Effect
 from ctid.tracker.tallies import DailyTallies, SeatTally
-from tests.store.support import migrated, wait_for, writer_running
+from tests.store.support import TEST_NUMBERS, migrated, wait_for, writer_running
 from tests.truth import (
     TOLERANCE_S,
     call_mismatches,
@@ -295,7 +295,7 @@ async def test_midnight_during_an_outage_splits_talk_records_the_gap_and_counts_
     m = at + offset  # midnight, epoch
 
     with migrated(f"sqlite:///{tmp_path / 'ctid.db'}") as engine:
-        writer = StoreWriter(engine, flush_ms=10)
+        writer = StoreWriter(engine, numbers=TEST_NUMBERS, flush_ms=10)
         async with writer_running(writer):
             run = await run_link(streams, sinks=[writer], on_gap=writer.record_gap)
             await wait_for(lambda: writer.backlog == 0)

@@ -30,6 +30,7 @@ from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.model import Call, CallEnded, Direction, Effect, Outcome, Segment
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
+from tests.store.support import TEST_NUMBERS
 from tests.truth import capture_files, capture_names, capture_streams
 
 DIRECTORY = EndpointDirectory()
@@ -255,7 +256,8 @@ def offline_results(name: str, tmp_path: Path) -> list[CallDrift]:
     """What ``ctid reconcile FILE...`` prints for the capture (stored, then read back)."""
     engine = open_engine(f"sqlite:///{tmp_path / 'offline.db'}", auto_upgrade=True)
     try:
-        return reconcile_files(engine, capture_files(name), "pbx", DIRECTORY)
+        numbers = TEST_NUMBERS.protector()
+        return reconcile_files(engine, capture_files(name), "pbx", DIRECTORY, numbers)
     finally:
         engine.dispose()
 

@@ -81,7 +81,7 @@ def test_the_soak_check_agrees_with_the_rules_of_the_simulate_tests(
     _, workdir, _ = soak
     truth = _truth(workdir)
     stored = read_store(workdir / "store" / "ctid.db")
-    assert call_mismatches(truth, stored.calls) == []
+    assert call_mismatches(truth, stored.calls, numbers_masked=True) == []
     assert seat_mismatches(truth, stored.seats) == []
     # ... on a floor that has the hard cases: holds, queue calls, several seats on one call.
     assert sum(t.hold_seconds for t in stored.seats.values()) > 0

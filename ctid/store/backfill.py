@@ -31,6 +31,7 @@ from ctid.errors import StoreError
 from ctid.store.backfill_calls import CsvCall, KnownPairs, external_calls, known_linkedid, to_call
 from ctid.store.master_csv import CsvCdr, read_rows
 from ctid.store.migrate import describe_error
+from ctid.store.number_protect import NumberKeys, NumberProtector
 from ctid.store.rows import ZONE_STEP_S, call_rows
 from ctid.store.schema import call_segments, calls, cdrs, gaps
 from ctid.tracker.endpoints import EndpointDirectory
@@ -77,11 +78,13 @@ def backfill(
     since: float,
     until: float,
     tz: ZoneInfo,
+    numbers: NumberKeys,
     gap_windows: Sequence[tuple[float, float]] | None = None,
     also_known: Collection[str] = (),
 ) -> BackfillReport:
     """Insert the calls Master.csv shows ending inside the PBX's gaps that the store lacks.
 
+    ``numbers``: what the added calls' numbers are stored with (as the writer does).
     ``also_known``: linkedids of calls the daemon has ended but may not have stored yet.
     """
     try:
@@ -105,7 +108,7 @@ def backfill(
             stored = stored_calls(connection, pbx, since, until)
             pairs = stored_pairs(connection, pbx, since, until) if _lacks_linkedid(rows) else {}
         candidates = _classify(report, found, stored, set(also_known), pairs, directory)
-        added = insert_absent(engine, candidates)
+        added = insert_absent(engine, candidates, numbers.protector())
     except SQLAlchemyError as err:
         raise StoreError(f"database: {describe_error(err)}") from err
     report.added = [c for c in candidates if c.linkedid in added]
@@ -186,7 +189,7 @@ def stored_pairs(connection: Connection, pbx: str, since: float, until: float) -
     return out
 
 
-def insert_absent(engine: Engine, found: Sequence[Call]) -> set[str]:
+def insert_absent(engine: Engine, found: Sequence[Call], numbers: NumberProtector) -> set[str]:
     """Insert each call (``backfilled``) with its segments unless its key is stored; the
     linkedids inserted."""
     inserted: set[str] = set()
@@ -194,7 +197,8 @@ def insert_absent(engine: Engine, found: Sequence[Call]) -> set[str]:
         dialect = connection.dialect.name
         for call in found:
             call_row, *segment_rows = call_rows(call, backfilled=True)
-            statement = _insert_if_absent(dialect, "calls").values(call_row.values)
+            values = numbers.call_values(call_row.values)
+            statement = _insert_if_absent(dialect, "calls").values(values)
             if connection.execute(statement.returning(calls.c.linkedid)).first() is None:
                 continue  # stored meanwhile: the tracked call wins
             inserted.add(call.linkedid)

@@ -18,6 +18,7 @@ from ctid.config import Settings
 from ctid.errors import InputError
 from ctid.store.backfill import BackfillReport, backfill
 from ctid.store.cli_args import database_url
+from ctid.store.number_protect import NumberKeys
 from ctid.store.runtime import open_existing
 from ctid.tracker.endpoints import EndpointDirectory
 
@@ -38,6 +39,7 @@ def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
     if since >= until:
         raise InputError("--since must be before --until")
     engine = open_existing(database_url(args, settings))
+    numbers = NumberKeys.from_settings(settings)
     try:
         reports = [
             backfill(
@@ -48,6 +50,7 @@ def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
                 since=since,
                 until=until,
                 tz=tz,
+                numbers=numbers,
             )
             for target in targets(args, settings)
         ]

@@ -45,7 +45,23 @@ def register(sub: Subparsers, report: Subparsers) -> None:
         "daemon does this on start unless [store] auto_upgrade = false.",
     )
     _common(up)
+    up.add_argument(
+        "--new-number-key",
+        action="store_true",
+        help="create [store] number_key_file if it is missing (only for a store that never held "
+        "follow-ups or lead lists: their hashes need the old key)",
+    )
     up.set_defaults(handler=with_settings("ctid.store.commands", "db_upgrade"))
+    keygen = actions.add_parser(
+        "keygen",
+        help="create a number encryption key file",
+        description="Write a new Fernet key to FILE (mode 0600; an existing file is never "
+        "overwritten), for [store] number_encryption_key_file: calls then also keep their "
+        "number encrypted, readable with this key only (docs/security.md).",
+    )
+    keygen.add_argument("file", type=Path, metavar="FILE")
+    keygen.add_argument("--config", type=Path, help="TOML configuration file")
+    keygen.set_defaults(handler=with_settings("ctid.store.commands", "db_keygen"))
     _register_reconcile(sub)
     _register_backfill(sub)
     for kind in PERIODS:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,9 @@ from ctid.store.cli_args import database_url, parse_day, seat_directory
 from ctid.store.directory import SeatInfo, load_seats
 from ctid.store.engine import redact_url
 from ctid.store.migrate import describe_error, head_revision, upgrade
-from ctid.store.number_key import hasher_for
+from ctid.store.number_key import load_key
+from ctid.store.number_protect import NumberKeys
+from ctid.store.number_seal import create_key_file
 from ctid.store.period_followups import SeatClaims, read_period_claims
 from ctid.store.period_report import (
     DailyTallies,
@@ -44,8 +45,18 @@ from ctid.store.runtime import open_existing
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     url = database_url(args, settings)
-    upgrade(url)
+    if args.new_number_key:
+        load_key(settings.store.number_key_path)  # created if missing, else left as it is
+    upgrade(url, numbers=NumberKeys.from_settings(settings))
     print(f"{redact_url(url)}: schema at revision {head_revision()}")
+    return 0
+
+
+def db_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    """A new Fernet key for ``[store] number_encryption_key_file``; never overwrites."""
+    del settings  # the key goes where the operator says, then into the config
+    create_key_file(args.file)
+    print(f"{args.file}: new number encryption key (mode 0600); back it up apart from the database")
     return 0
 
 
@@ -76,8 +87,7 @@ def period_report(
         claims: dict[str, SeatClaims] = {}
         if policy is not None:
             counted, tz = list(period.days()), ZoneInfo(main_zone)
-            hasher = partial(hasher_for, settings)  # read only when the period has claims
-            claims = read_period_claims(engine, counted, tz, hasher, effective)
+            claims = read_period_claims(engine, counted, tz, effective)
     finally:
         engine.dispose()
     seen = {seat for days in tallies.values() for day in days.values() for seat in day}

@@ -55,12 +55,11 @@ class SeatFollowUps:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     day = parse_day(args.date, settings)
-    hasher = hasher_for(settings)
     threshold = settings.site.effective_call_seconds
     engine = open_existing(database_url(args, settings))
     try:
         with engine.connect() as connection:
-            verdicts = verify_day(connection, day, settings.site.tz, hasher, threshold)
+            verdicts = verify_day(connection, day, settings.site.tz, threshold)
         directory = load_seats(engine) | {s.seat: s for s in seat_directory(settings)}
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err

@@ -7,9 +7,9 @@ reason is, in this order: ``call too short`` (the seat talked with the number, n
 enough), ``not answered`` (the seat dialled or rang for it, nobody talked), ``other seat's
 call`` (only other seats had calls with it), ``no call``.
 
-Calls keep the full number; it is hashed here, in Python, with the key claims were stored
-with — one local day of calls at a time, each distinct number once.
-Blocking: call from a worker thread in async code.
+Calls are stored with the keyed hash of their number (:mod:`ctid.store.number_protect`),
+made with the key and region claims are stored with, so claims and calls are matched by hash
+and checking needs no key. Blocking: call from a worker thread in async code.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, select
 
-from ctid.store.number_key import NumberHasher
 from ctid.store.queries import day_window
 from ctid.store.schema import call_segments, calls, follow_ups
 
@@ -88,21 +87,19 @@ def load_claims(connection: Connection, day: dt.date) -> list[StoredClaim]:
     ]
 
 
-def day_calls(
-    connection: Connection, day: dt.date, tz: ZoneInfo, hasher: NumberHasher
-) -> dict[str, list[CallFacts]]:
+def day_calls(connection: Connection, day: dt.date, tz: ZoneInfo) -> dict[str, list[CallFacts]]:
     """The calls that started on the local ``day``, grouped by the keyed hash of the number."""
     start, end = day_window(day, tz)
     started = and_(calls.c.started_at >= start, calls.c.started_at < end)
     query = select(
-        calls.c.pbx, calls.c.linkedid, calls.c.remote, calls.c.kind, calls.c.seat,
+        calls.c.pbx, calls.c.linkedid, calls.c.remote_hash, calls.c.kind, calls.c.seat,
         calls.c.placed_by, calls.c.answered_at,
     ).where(started)  # fmt: skip
-    facts: dict[tuple[str, str], tuple[str, CallFacts]] = {}
+    facts: dict[tuple[str, str], tuple[str | None, CallFacts]] = {}
     for row in connection.execute(query):
         call = CallFacts(voice=row.kind == "voice", answered=row.answered_at is not None)
         call.seats.update(s for s in (row.seat, row.placed_by) if s)
-        facts[(row.pbx, row.linkedid)] = (row.remote, call)
+        facts[(row.pbx, row.linkedid)] = (row.remote_hash, call)
     segments = select(
         call_segments.c.pbx, call_segments.c.linkedid, call_segments.c.seat,
         call_segments.c.talk_seconds,
@@ -114,25 +111,23 @@ def day_calls(
         _, call = facts[(segment.pbx, segment.linkedid)]
         call.seats.add(segment.seat)
         call.talk[segment.seat] = call.talk.get(segment.seat, 0.0) + segment.talk_seconds
-    return _by_number(facts.values(), hasher)
+    return _by_number(facts.values())
 
 
-def _by_number(
-    found: Iterable[tuple[str, CallFacts]], hasher: NumberHasher
-) -> dict[str, list[CallFacts]]:
+def _by_number(found: Iterable[tuple[str | None, CallFacts]]) -> dict[str, list[CallFacts]]:
     out: dict[str, list[CallFacts]] = {}
-    for remote, call in found:
-        if remote:  # a call with no number (an odd trunk) matches no claim
-            out.setdefault(hasher.digest(remote), []).append(call)
+    for digest, call in found:
+        if digest:  # a call with no number (an odd trunk) matches no claim
+            out.setdefault(digest, []).append(call)
     return out
 
 
 def verify_day(
-    connection: Connection, day: dt.date, tz: ZoneInfo, hasher: NumberHasher, threshold: float
+    connection: Connection, day: dt.date, tz: ZoneInfo, threshold: float
 ) -> list[Verdict]:
     """Every claim of the local ``day``, judged; by seat, then time."""
     claims = load_claims(connection, day)
     if not claims:
         return []
-    by_number = day_calls(connection, day, tz, hasher)
+    by_number = day_calls(connection, day, tz)
     return [judge(claim, by_number, threshold) for claim in claims]

@@ -141,7 +141,6 @@ def coverage(
     name: str,
     span: tuple[dt.date, dt.date],
     tz: ZoneInfo,
-    hasher: NumberHasher,
     team_of: Callable[[str], str],
 ) -> Coverage:
     """How much of the list ``name`` outbound calls reached over the local days ``span``."""
@@ -149,12 +148,13 @@ def coverage(
     wanted = list_hashes(connection, name)
     start, _ = day_window(first, tz)
     _, end = day_window(last, tz)
-    query = select(calls.c.remote, calls.c.placed_by, calls.c.seat, calls.c.outcome).where(
+    query = select(calls.c.remote_hash, calls.c.placed_by, calls.c.seat, calls.c.outcome).where(
         and_(calls.c.started_at >= start, calls.c.started_at < end, calls.c.direction == "outbound")
     )
     centre, teams = Reach(), dict[str, Reach]()
     for row in connection.execute(query):
-        if not row.remote or (digest := hasher.digest(row.remote)) not in wanted:
+        digest = row.remote_hash  # stored with the lead list's key and region
+        if digest is None or digest not in wanted:
             continue
         seat = row.placed_by or row.seat
         reaches = [centre]

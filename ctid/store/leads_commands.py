@@ -61,7 +61,6 @@ def span_of(args: argparse.Namespace, settings: Settings) -> tuple[dt.date, dt.d
 
 def coverage_command(args: argparse.Namespace, settings: Settings) -> int:
     span = span_of(args, settings)
-    hasher = hasher_for(settings)
     engine = open_existing(database_url(args, settings))
     try:
         directory = load_seats(engine) | {s.seat: s for s in seat_directory(settings)}
@@ -70,7 +69,7 @@ def coverage_command(args: argparse.Namespace, settings: Settings) -> int:
             return directory.get(seat, SeatInfo(seat)).team
 
         with engine.connect() as connection:
-            found = coverage(connection, args.name, span, settings.site.tz, hasher, team_of)
+            found = coverage(connection, args.name, span, settings.site.tz, team_of)
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.errors import StoreError
 from ctid.store.engine import ensure_sqlite_dir, make_engine
+
+if TYPE_CHECKING:  # the migrations import it when they need it
+    from ctid.store.number_protect import NumberKeys
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -29,22 +34,38 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (blocking; creates a SQLite file's dir)."""
+def upgrade(url: str, revision: str = "head", numbers: NumberKeys | None = None) -> None:
+    """Bring the database at ``url`` to ``revision`` (blocking; creates a SQLite file's dir).
+
+    ``numbers``: the keys migration 0005 converts stored numbers with; without them it
+    refuses a database that holds numbers (an empty one needs none).
+    """
     ensure_sqlite_dir(url)
     engine = make_engine(url)
     try:
-        upgrade_engine(engine, revision)
+        upgrade_engine(engine, revision, numbers)
     finally:
         engine.dispose()
 
 
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
+def upgrade_engine(
+    engine: Engine, revision: str = "head", numbers: NumberKeys | None = None
+) -> None:
+    _run(engine, numbers, lambda config: command.upgrade(config, revision))
+
+
+def downgrade_engine(engine: Engine, revision: str, numbers: NumberKeys | None = None) -> None:
+    """Back to ``revision``; refused (nothing changed) where a step cannot keep the data."""
+    _run(engine, numbers, lambda config: command.downgrade(config, revision))
+
+
+def _run(engine: Engine, numbers: NumberKeys | None, step: Callable[[Config], None]) -> None:
     config = alembic_config()
+    config.attributes["numbers"] = numbers
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config)
     except SQLAlchemyError as err:
         raise StoreError(f"database migration failed: {describe_error(err)}") from err
 

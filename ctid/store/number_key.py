@@ -3,9 +3,9 @@
 Follow-ups and lead lists come from outside ctid (the CRM, a marketing list); the store keeps
 ``HMAC-SHA256(key, E.164 number)`` and :func:`ctid.privacy.mask_number` of it, never the
 number. The key lives in a file of its own (``[store] number_key_file``), created owner-only
-with random content the first time it is needed. Matching a call means hashing its stored
-``remote`` the same way, with the same key and region: a new key or region breaks matching
-with what was stored before.
+with random content the first time it is needed. Calls are stored the same way
+(:mod:`ctid.store.number_protect`), with the same key and region, so matching compares hashes:
+a new key or region breaks matching with what was stored before.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ DEFAULT_REGION = "US"
 """As the compliance policy's ``default_region`` default."""
 
 
-def load_key(path: Path) -> bytes:
-    """The key in ``path``, created (mode 0600, 64 random hex digits) if the file is missing.
+def load_key(path: Path, *, create: bool = True) -> bytes:
+    """The key in ``path``, created (mode 0600, 64 random hex digits) if the file is missing
+    and ``create`` (otherwise a missing file is a :class:`ConfigError`).
 
     Blocking: call it from a thread in async code.
     """
     if not path.exists():
+        if not create:
+            raise ConfigError(f"store.number_key_file {path}: no such file")
         _create_key(path)
     try:
         key = path.read_bytes().strip()
@@ -88,13 +91,19 @@ class NumberHasher:
         return is_phone_number(number, self.region)
 
     def digest(self, number: str) -> str:
-        """The keyed hash of ``number`` (memoised: a day's calls repeat numbers)."""
+        """The keyed hash of ``number`` (memoised: an import repeats numbers)."""
         found = self._digests.get(number)
         if found is None:
-            e164 = normalise(number, self.region)
-            found = hmac.new(self._key, e164.encode(), hashlib.sha256).hexdigest()
+            found = self.digest_e164(self.e164(number))
             self._digests[number] = found
         return found
+
+    def e164(self, number: str) -> str:
+        return normalise(number, self.region)
+
+    def digest_e164(self, e164: str) -> str:
+        """The keyed hash of a number already in E.164 form (not memoised)."""
+        return hmac.new(self._key, e164.encode(), hashlib.sha256).hexdigest()
 
     def hashed(self, number: str) -> HashedNumber:
         return HashedNumber(self.digest(number), mask_number(normalise(number, self.region)))

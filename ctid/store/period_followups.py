@@ -11,7 +11,7 @@ Blocking: call from a worker thread in async code.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,6 @@ from ctid.errors import StoreError
 from ctid.policy.period import ClaimCounts
 from ctid.store.followups_verify import Verdict, verify_day
 from ctid.store.migrate import describe_error
-from ctid.store.number_key import NumberHasher
 from ctid.store.schema import follow_ups
 
 
@@ -37,15 +36,13 @@ def period_verdicts(
     connection: Connection,
     days: Sequence[dt.date],
     tz: ZoneInfo,
-    hasher: Callable[[], NumberHasher],
     threshold: float,
 ) -> dict[dt.date, list[Verdict]]:
-    """Every claim of ``days``, judged. ``hasher`` is called only when there are claims: a
-    period without any needs no number key (and does not create one)."""
+    """Every claim of ``days``, judged (claims and calls are both stored hashed: no key is
+    needed to compare them)."""
     if not days or not _any_claims(connection, days[0], days[-1]):
         return {}
-    key = hasher()
-    return {day: verify_day(connection, day, tz, key, threshold) for day in days}
+    return {day: verify_day(connection, day, tz, threshold) for day in days}
 
 
 def _any_claims(connection: Connection, first: dt.date, last: dt.date) -> bool:
@@ -90,12 +87,11 @@ def read_period_claims(
     engine: Engine,
     days: Sequence[dt.date],
     tz: ZoneInfo,
-    hasher: Callable[[], NumberHasher],
     threshold: float,
 ) -> dict[str, SeatClaims]:
     """:func:`period_verdicts` summed per seat; a database error is one line."""
     try:
         with engine.connect() as connection:
-            return per_seat(period_verdicts(connection, days, tz, hasher, threshold))
+            return per_seat(period_verdicts(connection, days, tz, threshold))
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err

@@ -80,13 +80,14 @@ def load_calls_by_id(connection: Connection, pbx: str, linkedids: Iterable[str])
 
 def call_from_row(row: Row[Any]) -> Call:
     """A stored call as the tracker's :class:`Call` (dial times are not stored: use the
-    ``ring_seconds`` column, not ``Call.ring_seconds``, for stored calls)."""
+    ``ring_seconds`` column, not ``Call.ring_seconds``, for stored calls). Its ``remote`` is
+    the masked number; :func:`call_numbers` has the hash and the sealed copy."""
     return Call(
         pbx=row.pbx,
         linkedid=row.linkedid,
         direction=Direction(row.direction),
         started_at=row.started_at.timestamp(),
-        remote=row.remote,
+        remote=row.remote_masked,  # the store keeps no clear number (number_protect)
         placed_by=row.placed_by,
         answered_at=_epoch(row.answered_at),
         ended_at=_epoch(row.ended_at),
@@ -95,6 +96,18 @@ def call_from_row(row: Row[Any]) -> Call:
         interrupted=row.interrupted,
         outcome=Outcome(row.outcome) if row.outcome else None,
     )
+
+
+def call_numbers(
+    connection: Connection, start: dt.datetime, end: dt.datetime
+) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """``(pbx, linkedid)`` → (number hash, sealed number) of the calls started in
+    ``[start, end)`` that had a number."""
+    started = and_(calls.c.started_at >= start, calls.c.started_at < end)
+    columns = (calls.c.pbx, calls.c.linkedid, calls.c.remote_hash, calls.c.remote_sealed)
+    query = select(*columns).where(started, calls.c.remote_hash.is_not(None))
+    rows = connection.execute(query)
+    return {(r.pbx, r.linkedid): (r.remote_hash, r.remote_sealed) for r in rows}
 
 
 def _attach_segment(found: dict[tuple[str, str], Call], row: Row[Any]) -> None:

@@ -25,6 +25,7 @@ from ctid.store.capture import capture_rows
 from ctid.store.cli_args import database_url, parse_day, seat_directory, store_settings
 from ctid.store.directory import sync_directory
 from ctid.store.migrate import describe_error
+from ctid.store.number_protect import NumberKeys, NumberProtector
 from ctid.store.queries import (
     day_window,
     load_calls,
@@ -59,10 +60,12 @@ def reconcile_command(args: argparse.Namespace, settings: Settings) -> int:
     url = database_url(args, settings)
     if args.files:
         pbx = args.pbx or (settings.pbx[0].name if settings.pbx else "pbx")
-        engine = open_engine(url, auto_upgrade=store_settings(settings).auto_upgrade)
+        numbers = NumberKeys.from_settings(settings)
+        auto = store_settings(settings).auto_upgrade
+        engine = open_engine(url, auto_upgrade=auto, numbers=numbers)
         try:
             sync_directory(engine, seat_directory(settings), [pbx])
-            results = reconcile_files(engine, args.files, pbx, directory)
+            results = reconcile_files(engine, args.files, pbx, directory, numbers.protector())
         finally:
             engine.dispose()
     else:
@@ -78,7 +81,11 @@ def reconcile_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def reconcile_files(
-    engine: Engine, files: Sequence[Path], pbx: str, directory: EndpointDirectory
+    engine: Engine,
+    files: Sequence[Path],
+    pbx: str,
+    directory: EndpointDirectory,
+    numbers: NumberProtector,
 ) -> list[CallDrift]:
     """Store what the captures hold (idempotently), then reconcile it as read back."""
     capture = capture_rows([read_capture_bytes(p) for p in files], pbx=pbx, directory=directory)
@@ -87,7 +94,7 @@ def reconcile_files(
     try:
         rows = [row for unit in capture.units for row in unit]
         for offset in range(0, len(rows), WRITE_CHUNK_ROWS):
-            write_rows(engine, rows[offset : offset + WRITE_CHUNK_ROWS])
+            write_rows(engine, rows[offset : offset + WRITE_CHUNK_ROWS], numbers)
         with engine.connect() as connection:
             calls = load_calls_by_id(connection, pbx, call_ids)
             cdrs = load_cdrs(connection, pbx, cdr_ids | set(call_ids))

@@ -41,6 +41,12 @@ def _register_worklog(report: Subparsers) -> None:
     )
     _common(parser, "local day (YYYY-MM-DD; default today)")
     parser.add_argument("--seat", help="only this seat")
+    parser.add_argument(
+        "--reveal",
+        action="store_true",
+        help="show the calls' numbers in full, decrypted with the number encryption key "
+        "(refused without it; calls stored without a key stay masked)",
+    )
     parser.set_defaults(handler=with_settings("ctid.store.worklog_commands", "worklog_command"))
 
 

@@ -36,6 +36,7 @@ from ctid.store.adjustments import (
 from ctid.store.directory import SeatInfo, sync_directory
 from ctid.store.engine import ensure_sqlite_dir, make_engine, sqlite_path, store_url
 from ctid.store.migrate import check_schema, upgrade_engine
+from ctid.store.number_protect import NumberKeys
 from ctid.store.queries import restore_tallies
 from ctid.store.settings import StoreSettings
 from ctid.store.writer import StoreWriter
@@ -50,6 +51,8 @@ CLOSE_GRACE_S = 5.0
 class Store:
     engine: Engine
     writer: StoreWriter
+    numbers: NumberKeys
+    """What call numbers are hashed, masked and sealed with (the writer's, the backfill's)."""
     adjustments: StoredAdjustments | None = None
     """Quota adjustments loaded at start; ``None`` when the database was not usable then."""
     spool: Path | None = None
@@ -77,15 +80,16 @@ class Store:
         return restore_when_reachable(self.engine, adjustments, lambda: _since(tz), self.spool)
 
 
-def open_engine(url: str, *, auto_upgrade: bool) -> Engine:
+def open_engine(url: str, *, auto_upgrade: bool, numbers: NumberKeys | None = None) -> Engine:
     """An engine on a database at the current schema (blocking).
 
-    ``auto_upgrade`` migrates; otherwise a database behind this ctid is refused.
+    ``auto_upgrade`` migrates (with ``numbers`` for the stored numbers); otherwise a database
+    behind this ctid is refused.
     """
     ensure_sqlite_dir(url)
     engine = make_engine(url)
     try:
-        (upgrade_engine if auto_upgrade else check_schema)(engine)
+        _schema_step(auto_upgrade, numbers)(engine)
     except BaseException:
         engine.dispose()
         raise
@@ -115,34 +119,46 @@ async def open_store(
     pbxs: Iterable[str] = (),
     url: str | None = None,
     now: Callable[[], float] = time.time,
+    numbers: NumberKeys | None = None,
 ) -> AsyncIterator[Store]:
     """Engine and writer for the daemon's lifetime; today's tallies restored from the store.
 
-    On exit the writer flushes for up to ``CLOSE_GRACE_S`` and spools the rest.
+    ``numbers``: the daemon passes :meth:`NumberKeys.from_settings` (the region may come
+    from the compliance policy); by default ``[store]`` alone decides. On exit the writer
+    flushes for up to ``CLOSE_GRACE_S`` and spools the rest.
     """
     url = url or store_url(settings)
+    numbers = numbers or NumberKeys.from_store(settings)
+    await asyncio.to_thread(numbers.sealer)  # a bad encryption key stops the start: one line
     await asyncio.to_thread(ensure_sqlite_dir, url)
     engine = make_engine(url)
     try:
         today = dt.datetime.fromtimestamp(now(), tallies.tz).date()
         spool = settings.spool_path if settings.spool_rows else None
+        step = _schema_step(settings.auto_upgrade, numbers)
         stored = await asyncio.to_thread(
-            _prepare, engine, settings, tallies, today, (list(seats), list(pbxs)), spool
+            _prepare, engine, step, tallies, today, (list(seats), list(pbxs)), spool
         )
-        ready = stored is not None
-        prepare = None if ready else (upgrade_engine if settings.auto_upgrade else check_schema)
-        writer = StoreWriter.from_settings(engine, settings, prepare=prepare)
+        prepare = None if stored is not None else step
+        writer = StoreWriter.from_settings(engine, settings, numbers, prepare=prepare)
         try:
-            yield Store(engine, writer, stored, spool)
+            yield Store(engine, writer, numbers, stored, spool)
         finally:
             await writer.close(CLOSE_GRACE_S)
     finally:
         engine.dispose()
 
 
+def _schema_step(auto_upgrade: bool, numbers: NumberKeys | None) -> Callable[[Engine], None]:
+    """Migrate (converting stored numbers with ``numbers``), or only check the schema."""
+    if auto_upgrade:
+        return lambda engine: upgrade_engine(engine, numbers=numbers)
+    return check_schema
+
+
 def _prepare(
     engine: Engine,
-    settings: StoreSettings,
+    step: Callable[[Engine], None],
     tallies: DailyTallies,
     today: dt.date,
     directory: tuple[list[SeatInfo], list[str]],
@@ -151,7 +167,7 @@ def _prepare(
     """Migrate, copy the directory, restore today, load the adjustments; ``None`` if the
     database is not usable."""
     try:
-        (upgrade_engine if settings.auto_upgrade else check_schema)(engine)
+        step(engine)
         sync_directory(engine, *directory)
         # Only this instance's PBXs (others may share the database); none named: all of them.
         restored = restore_tallies(engine, tallies, today, directory[1] or None)

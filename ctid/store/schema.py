@@ -116,8 +116,11 @@ calls = Table(
     Column("kind", String(8), nullable=False),
     Column("seat", String(64)),
     Column("placed_by", String(64)),
-    # The full number: the store is the system of record.  Never log or label it.
-    Column("remote", String(64), nullable=False, default=""),
+    # Never the number in clear (ctid.store.number_protect): its keyed hash (NULL: the call
+    # had no number), the masked form, and, with an encryption key, the E.164 number sealed.
+    Column("remote_hash", String(64)),
+    Column("remote_masked", String(64), nullable=False, default=""),
+    Column("remote_sealed", Text),
     Column("started_at", UtcTimestamp(), nullable=False),
     Column("answered_at", UtcTimestamp()),
     Column("ended_at", UtcTimestamp()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class StoreSettings(BaseModel):
@@ -38,6 +38,14 @@ class StoreSettings(BaseModel):
     number_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     """Region for reading follow-up and lead numbers without a country code; ``None`` means
     the compliance policy's ``default_region``, else ``US``."""
+    number_encryption_key_file: Path | None = None
+    """File holding a Fernet key (``ctid db keygen FILE`` makes one): with it, each call also
+    keeps its number encrypted (``calls.remote_sealed``), which ``ctid report worklog
+    --reveal`` and ``ctid violations --show-numbers`` decrypt. ``None``: no encrypted copy,
+    numbers are kept only as a keyed hash and masked (docs/security.md)."""
+    number_encryption_key: SecretStr | None = None
+    """The Fernet key itself, best given as ``CTID_STORE__NUMBER_ENCRYPTION_KEY`` in the
+    environment file; wins over ``number_encryption_key_file``."""
 
     @property
     def spool_path(self) -> Path:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from ctid.errors import StoreError
+from ctid.store.number_protect import NumberProtector
 from ctid.store.rows import TABLE_ORDER, StoreRow
 from ctid.store.schema import metadata
 
@@ -27,9 +28,17 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 """The conflict key of each table: its natural key if declared, else its primary key."""
 
 
-def write_rows(engine: Engine, rows: Sequence[StoreRow]) -> None:
-    """Write ``rows`` in one transaction; a row whose key exists replaces the stored one."""
+def write_rows(
+    engine: Engine, rows: Sequence[StoreRow], numbers: NumberProtector | None = None
+) -> None:
+    """Write ``rows`` in one transaction; a row whose key exists replaces the stored one.
+
+    ``calls`` rows carry the number in clear (``remote``): ``numbers`` turns it into its
+    stored columns here, so a writer that has no protector cannot store a call at all.
+    """
     grouped = group_by_table(rows)
+    if "calls" in grouped:
+        grouped["calls"] = protect_calls(grouped["calls"], numbers)
     with engine.begin() as connection:
         dialect = connection.dialect.name
         for table in TABLE_ORDER:
@@ -51,6 +60,17 @@ def group_by_table(rows: Sequence[StoreRow]) -> dict[str, list[dict[str, Any]]]:
         key = tuple(values[column] for column in PRIMARY_KEYS[table])
         by_key.setdefault(table, {})[key] = values
     return {table: list(keyed.values()) for table, keyed in by_key.items()}
+
+
+def protect_calls(
+    rows: list[dict[str, Any]], numbers: NumberProtector | None
+) -> list[dict[str, Any]]:
+    """``calls`` rows as stored: the clear ``remote`` replaced by hash, mask and seal."""
+    if numbers is None:
+        if any("remote" in values for values in rows):
+            raise StoreError("calls with a number need the number key to be written")
+        return rows
+    return [numbers.call_values(values) if "remote" in values else values for values in rows]
 
 
 @cache

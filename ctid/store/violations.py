@@ -1,7 +1,8 @@
 """Compliance violations in the store: one row per decision, once its outcome is known.
 
-The number is the decision's, masked: the full one is the call's (``calls.remote``, joined on
-``pbx, linkedid``), shown only where the privacy settings allow it. Rows are append-only,
+The number is the decision's, masked: the full one is the call's sealed copy
+(``calls.remote_sealed``, joined on ``pbx, linkedid``), decrypted only with the number
+encryption key and where the privacy settings allow it. Rows are append-only,
 keyed by a fingerprint of the decision so a row re-sent from the spool is stored once.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, select
 
+from ctid.store.number_seal import Sealer
 from ctid.store.rows import StoreRow
 from ctid.store.schema import calls, violations
 
@@ -110,16 +112,20 @@ def load_violations(
     ]
 
 
-def dialled_numbers(connection: Connection, found: list[Violation]) -> dict[tuple[str, str], str]:
-    """The full numbers of the violations' calls (only where numbers may be shown)."""
+def dialled_numbers(
+    connection: Connection, found: list[Violation], sealer: Sealer
+) -> dict[tuple[str, str], str]:
+    """The full numbers of the violations' calls, decrypted (only where numbers may be shown;
+    calls stored without an encryption key have none)."""
     keys = sorted({(v.pbx, v.linkedid) for v in found if v.pbx and v.linkedid})
     numbers: dict[tuple[str, str], str] = {}
     for offset in range(0, len(keys), _IN_CHUNK):
         chunk = keys[offset : offset + _IN_CHUNK]
         for pbx in {p for p, _ in chunk}:
             ids = [linkedid for p, linkedid in chunk if p == pbx]
-            query = select(calls.c.linkedid, calls.c.remote).where(
-                calls.c.pbx == pbx, calls.c.linkedid.in_(ids)
+            query = select(calls.c.linkedid, calls.c.remote_sealed).where(
+                calls.c.pbx == pbx, calls.c.linkedid.in_(ids), calls.c.remote_sealed.is_not(None)
             )
-            numbers |= {(pbx, r.linkedid): r.remote for r in connection.execute(query) if r.remote}
+            for row in connection.execute(query):
+                numbers[(pbx, row.linkedid)] = sealer.open(row.remote_sealed)
     return numbers

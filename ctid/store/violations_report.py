@@ -17,6 +17,7 @@ from ctid.config import Settings
 from ctid.errors import StoreError
 from ctid.store.cli_args import database_url, parse_day
 from ctid.store.migrate import describe_error
+from ctid.store.number_seal import Sealer, required_sealer, sealer_for
 from ctid.store.queries import day_window
 from ctid.store.runtime import open_existing
 from ctid.store.violations import Violation, dialled_numbers, load_violations
@@ -53,12 +54,19 @@ def violations_command(args: argparse.Namespace, settings: Settings) -> int:
     tz = settings.site.tz
     day = parse_day(args.date, settings)
     start, end = day_window(day, tz)
+    # Full numbers come only from the calls' sealed copies, with the encryption key: asked
+    # for on the command line, its absence is an error; by show_numbers alone, numbers stay
+    # masked.
+    sealer: Sealer | None = None
+    if args.show_numbers:
+        sealer = required_sealer(settings.store, "--show-numbers")
+    elif settings.show_numbers:
+        sealer = sealer_for(settings.store)
     engine = open_existing(database_url(args, settings))
     try:
         with engine.connect() as connection:
             found = load_violations(connection, start, end, seat=args.seat, rule=args.rule)
-            show = args.show_numbers or settings.show_numbers
-            numbers = dialled_numbers(connection, found) if show else {}
+            numbers = dialled_numbers(connection, found, sealer) if sealer else {}
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err
     finally:

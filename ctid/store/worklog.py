@@ -4,15 +4,16 @@ A seat's calls are those it placed or talked on (a segment) that started on the 
 the tallies count a call on. Per call: its local start, direction, the number masked, outcome,
 the seat's own talk (its segments summed, hold excluded) and whether that made it an effective
 call for the seat (voice, talk at least the threshold: the tallies' rule). Customers reached are
-the distinct numbers the seat talked with. Follow-ups are the day's claims with the verdict of
-:func:`ctid.store.followups_verify.verify_day`. Numbers are masked here, before anything is
-shown. Blocking: call from a worker thread in async code.
+the distinct numbers (by keyed hash) the seat talked with. Follow-ups are the day's claims with
+the verdict of :func:`ctid.store.followups_verify.verify_day`. Numbers are shown as the store
+keeps them, masked; only with the encryption key (``--reveal``) are calls' numbers decrypted.
+Blocking: call from a worker thread in async code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -20,14 +21,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.errors import StoreError
-from ctid.privacy import mask_number
 from ctid.store.directory import SeatInfo
 from ctid.store.followups_verify import Verdict
 from ctid.store.migrate import describe_error
-from ctid.store.number_key import NumberHasher
+from ctid.store.number_seal import Sealer
 from ctid.store.period_followups import period_verdicts
-from ctid.store.queries import day_window, load_calls
+from ctid.store.queries import call_numbers, day_window, load_calls
 from ctid.tracker.model import Call
+
+CallKey = tuple[str, str]
+"""``(pbx, linkedid)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class LoggedCall:
     """Local start."""
     direction: str
     number: str
-    """Masked."""
+    """Masked (decrypted only with ``--reveal``)."""
     outcome: str
     talk_seconds: float
     effective: bool
@@ -76,6 +79,16 @@ def _talk(call: Call, seat: str) -> float:
     return sum(s.talk_seconds for s in call.segments.values() if s.seat == seat)
 
 
+@dataclass(frozen=True, slots=True)
+class DayNumbers:
+    """What the work log knows of the day's call numbers besides the masked form."""
+
+    hashes: Mapping[CallKey, str]
+    """Keyed hash per call with a number: tells customers apart."""
+    revealed: Mapping[CallKey, str]
+    """Decrypted numbers (``--reveal``); empty otherwise."""
+
+
 def seat_log(
     seat: str,
     info: SeatInfo,
@@ -83,19 +96,20 @@ def seat_log(
     verdicts: Sequence[Verdict],
     threshold: float,
     tz: ZoneInfo,
+    numbers: DayNumbers,
 ) -> SeatLog:
     """One seat's log from the day's calls (any order) and claims (pure)."""
     own = sorted((c for c in found if seat in seats_of(c)), key=lambda c: c.started_at)
     logged, reached = [], set()
     for call in own:
-        talk = _talk(call, seat)
-        if talk > 0 and call.remote:
-            reached.add(call.remote)
+        talk, key = _talk(call, seat), (call.pbx, call.linkedid)
+        if talk > 0 and key in numbers.hashes:
+            reached.add(numbers.hashes[key])
         logged.append(
             LoggedCall(
                 dt.datetime.fromtimestamp(call.started_at, tz),
                 str(call.direction),
-                mask_number(call.remote) if call.remote else "",
+                numbers.revealed.get(key, call.remote),  # stored calls' remote is masked
                 str(call.outcome) if call.outcome else "",
                 talk,
                 not call.fax and talk >= threshold,
@@ -112,13 +126,15 @@ def build_worklog(
     found: Sequence[Call],
     verdicts: Sequence[Verdict],
     directory: Mapping[str, SeatInfo],
+    numbers: DayNumbers,
     seat: str | None = None,
 ) -> WorkLog:
     """Every seat with a call or a claim that day (or only ``seat``), by seat id (pure)."""
     seats = {s for call in found for s in seats_of(call)} | {v.claim.seat for v in verdicts}
     chosen = sorted(seats) if seat is None else [seat]
     logs = [
-        seat_log(s, directory.get(s, SeatInfo(s)), found, verdicts, threshold, tz) for s in chosen
+        seat_log(s, directory.get(s, SeatInfo(s)), found, verdicts, threshold, tz, numbers)
+        for s in chosen
     ]
     return WorkLog(day, tz.key, threshold, logs)
 
@@ -127,10 +143,11 @@ def read_day(
     engine: Engine,
     day: dt.date,
     tz: ZoneInfo,
-    hasher: Callable[[], NumberHasher],
     threshold: float,
-) -> tuple[list[Call], list[Verdict]]:
-    """The customer calls that started on the local ``day``, and its claims judged."""
+    reveal: Sealer | None = None,
+) -> tuple[list[Call], list[Verdict], DayNumbers]:
+    """The customer calls that started on the local ``day``, its claims judged, and the
+    calls' number hashes (with ``reveal``, their numbers decrypted too)."""
     start, end = day_window(day, tz)
     try:
         with engine.connect() as connection:
@@ -139,7 +156,12 @@ def read_day(
                 for call in load_calls(connection, start, end)
                 if start.timestamp() <= call.started_at < end.timestamp()
             ]
-            verdicts = period_verdicts(connection, [day], tz, hasher, threshold).get(day, [])
+            verdicts = period_verdicts(connection, [day], tz, threshold).get(day, [])
+            stored = call_numbers(connection, start, end)
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err
-    return found, verdicts
+    hashes = {key: digest for key, (digest, _) in stored.items() if digest is not None}
+    revealed = {}
+    if reveal is not None:
+        revealed = {key: reveal.open(sealed) for key, (_, sealed) in stored.items() if sealed}
+    return found, verdicts, DayNumbers(hashes, revealed)

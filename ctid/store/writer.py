@@ -3,11 +3,11 @@
 ``__call__`` (an effect sink), :meth:`StoreWriter.record_cdr` and
 :meth:`StoreWriter.record_gap` only queue rows — no I/O on the hot path.
 :meth:`StoreWriter.run` flushes every ``flush_ms`` or ``batch_rows`` rows with idempotent
-upserts in a worker thread.  When the database fails, rows stay queued and the flush is
-retried with jittered exponential backoff; past ``memory_rows`` new rows spill to the spool
-file (bounded by ``spool_rows``), which drains in order once the database is back.  Only
-rows beyond both bounds, or rows the database rejects as invalid, are dropped — and counted
-in :attr:`StoreWriter.dropped`.
+upserts in a worker thread, where call numbers are also hashed, masked and sealed.  When
+the database fails, rows stay queued and the flush is retried with jittered exponential
+backoff; past ``memory_rows`` new rows spill to the spool file (bounded by ``spool_rows``),
+which drains in order once the database is back.  Only rows beyond both bounds, or rows the
+database rejects as invalid, are dropped — and counted in :attr:`StoreWriter.dropped`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ctid.ami.events import CdrWritten
 from ctid.errors import CtidError
 from ctid.store.backlog import Backlog
 from ctid.store.migrate import describe_error
+from ctid.store.number_protect import NumberKeys
 from ctid.store.rows import StoreRow, cdr_row, gap_row, rows_for_effect
 from ctid.store.settings import StoreSettings
 from ctid.store.spool import Spool, Unit
@@ -59,6 +60,7 @@ class StoreWriter:
         self,
         engine: Engine,
         *,
+        numbers: NumberKeys,
         flush_ms: int = 200,
         batch_rows: int = 500,
         memory_rows: int = 100_000,
@@ -68,6 +70,7 @@ class StoreWriter:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._engine = engine
+        self._numbers = numbers
         self._flush_s = flush_ms / 1000
         self._batch_rows = batch_rows
         self._backlog = Backlog(memory_rows, spool)
@@ -90,11 +93,16 @@ class StoreWriter:
 
     @classmethod
     def from_settings(
-        cls, engine: Engine, settings: StoreSettings, prepare: Prepare | None = None
+        cls,
+        engine: Engine,
+        settings: StoreSettings,
+        numbers: NumberKeys,
+        prepare: Prepare | None = None,
     ) -> StoreWriter:
         spool = Spool(settings.spool_path, settings.spool_rows) if settings.spool_rows else None
         return cls(
             engine,
+            numbers=numbers,
             flush_ms=settings.flush_ms,
             batch_rows=settings.batch_rows,
             memory_rows=settings.memory_rows,
@@ -211,12 +219,16 @@ class StoreWriter:
         return True
 
     def _write(self, batch: list[Unit]) -> int:
-        """Worker thread: write a batch; on invalid values, unit by unit, counting the bad."""
+        """Worker thread: write a batch; on invalid values, unit by unit, counting the bad.
+
+        Numbers are hashed, masked and sealed here (``write_rows``), off the event loop.
+        """
         if self._prepare is not None:
             self._prepare(self._engine)
             self._prepare = None
+        numbers = self._numbers.protector()  # reads the key files on first use
         try:
-            write_rows(self._engine, [row for unit in batch for row in unit])
+            write_rows(self._engine, [row for unit in batch for row in unit], numbers)
             return 0
         except Exception as err:
             if not is_permanent(err):
@@ -224,7 +236,7 @@ class StoreWriter:
         rejected = 0
         for unit in batch:
             try:
-                write_rows(self._engine, unit)
+                write_rows(self._engine, unit, numbers)
             except Exception as err:
                 if not is_permanent(err):
                     raise

@@ -38,7 +38,7 @@ from ctid.store.writer import StoreWriter
 from ctid.tracker.endpoints import EndpointDirectory
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
-from tests.store.support import FAST_BACKOFF, count, wait_for, writer_running
+from tests.store.support import FAST_BACKOFF, TEST_NUMBERS, count, wait_for, writer_running
 from tests.truth import capture_streams, load_truth, seat_mismatches
 
 CAPTURE = "mixed_busy_period"
@@ -198,6 +198,7 @@ async def test_a_full_disk_keeps_every_row_and_writes_each_once_when_space_retur
     engine = full_disk.engine
     writer = StoreWriter(
         engine,
+        numbers=TEST_NUMBERS,
         flush_ms=10,
         batch_rows=BATCH_ROWS,
         memory_rows=MEMORY_ROWS,

@@ -28,7 +28,7 @@ from ctid.store.engine import make_engine
 from ctid.store.migrate import current_revision, head_revision, upgrade
 from ctid.store.schema import metadata
 from tests.store.audit_support import daemon_settings, rows, rows_when
-from tests.store.support import count, migrated, store_capture
+from tests.store.support import count, migrated, numbers_at, store_capture
 from tests.store.test_migration_0002 import downgrade
 from tests.test_api import AUTH, every_day_policy
 from tests.test_daemon import running
@@ -114,7 +114,8 @@ def write_csv(path: Path, body: list[list[str]]) -> Path:
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> Path:
     with migrated(db_url) as engine:
-        store_capture(engine, "mixed_busy_period", pbx="pbx")
+        keys = numbers_at(tmp_path / "keys" / "number.key")
+        store_capture(engine, "mixed_busy_period", "pbx", keys)
     path = tmp_path / "ctid.toml"
     path.write_text(
         f'[site]\ntimezone = "Asia/Shanghai"\neffective_call_seconds = {THRESHOLD}\n'
@@ -261,9 +262,11 @@ async def test_http_post_needs_the_token_and_stores_claims_once(
     settings = daemon_settings(db_url, tmp_path, every_day_policy(tmp_path), site=site)
     async with running(settings) as (_floor, url):
         (call,) = await rows_when(db_url, "calls", lambda found: len(found) == 1)
+        (played,) = load_truth("answered_customer_hangup")["expected"]["per_call"]
+        assert call["remote_masked"] == mask_number(played["number"])  # never in clear
         claim = {
             "seat": call["seat"],
-            "number": crm_format(call["remote"]),
+            "number": crm_format(played["number"]),
             "time": call["started_at"].isoformat(),
             "class": "A",
         }
@@ -306,8 +309,9 @@ async def test_http_post_needs_the_token_and_stores_claims_once(
 def test_with_another_key_no_claim_matches_a_call(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The calls were stored hashed with the configured key; claims imported with another
+    # key (a lost and recreated key file) hash differently and match none of them.
     claims = write_csv(tmp_path / "crm.csv", claim_rows())
-    assert cli(capsys, "followups", "import", str(claims), "--config", str(config))[0] == 0
     other = tmp_path / "other.toml"
     other_key = json.dumps(str(tmp_path / "other.key"))
     other.write_text(
@@ -316,7 +320,8 @@ def test_with_another_key_no_claim_matches_a_call(
         ),
         encoding="utf-8",
     )
-    document = json.loads(report(capsys, other))
+    assert cli(capsys, "followups", "import", str(claims), "--config", str(other))[0] == 0
+    document = json.loads(report(capsys, config))
     reasons = {u["reason"] for s in document["seats"] for u in s["unverified"]}
     assert reasons == {"no call"}
     assert sum(s["verified"] for s in document["seats"]) == 0
@@ -347,8 +352,7 @@ def test_0003_adds_the_three_tables_and_its_downgrade_removes_them(db_url: str) 
 def test_a_key_file_too_short_to_be_a_key_is_refused(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = tmp_path / "keys" / "number.key"
-    key.parent.mkdir()
+    key = tmp_path / "keys" / "number.key"  # made when the fixture stored the calls
     key.write_text("secret\n", encoding="utf-8")
     claims = write_csv(tmp_path / "crm.csv", claim_rows())
     code, _, err = cli(capsys, "followups", "import", str(claims), "--config", str(config))

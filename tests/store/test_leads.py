@@ -15,7 +15,7 @@ import pytest
 
 from ctid.cli import main
 from tests.store.audit_support import rows
-from tests.store.support import migrated, store_capture
+from tests.store.support import migrated, numbers_at, store_capture
 from tests.truth import load_truth
 
 TRUTH = load_truth("mixed_busy_period")
@@ -52,7 +52,7 @@ def expected_coverage() -> dict[str, tuple[int, int]]:
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> Path:
     with migrated(db_url) as engine:
-        store_capture(engine, "mixed_busy_period", pbx="pbx")
+        store_capture(engine, "mixed_busy_period", "pbx", numbers_at(tmp_path / "number.key"))
     path = tmp_path / "ctid.toml"
     seats = "".join(f'[[seats]]\nid = "{s}"\nteam = "{t}"\n' for s, t in TEAM.items())
     path.write_text(

@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect
 
 from ctid.cli import main
 from ctid.privacy import mask_number
 from ctid.store.engine import make_engine
 from ctid.store.migrate import current_revision, upgrade
-from ctid.store.schema import metadata, violations
-from tests.store.support import migrated, store_capture
+from ctid.store.schema import violations
+from tests.store.support import migrated, numbers_at, store_capture
 from tests.store.test_followups import (
     BUSY_SEAT,
     LONG_IN,
@@ -54,7 +52,7 @@ NOVEMBER_WORKDAYS = 21
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> str:
     with migrated(db_url) as engine:
-        store_capture(engine, "mixed_busy_period", pbx="pbx")
+        store_capture(engine, "mixed_busy_period", "pbx", numbers_at(tmp_path / "number.key"))
     path = tmp_path / "ctid.toml"
     key = json.dumps(str(tmp_path / "number.key"))
     path.write_text(
@@ -252,11 +250,9 @@ def test_0004_adds_the_revenue_table_and_its_downgrade_removes_it(db_url: str) -
     engine = make_engine(db_url)
     try:
         assert "revenue" not in inspect(engine).get_table_names()
-        upgrade(db_url)
+        upgrade(db_url, "0004")
         assert current_revision(engine) == "0004"
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert compare_metadata(context, metadata) == []
+        assert "revenue" in inspect(engine).get_table_names()
         downgrade(engine, "0003")
         assert current_revision(engine) == "0003"
         assert "revenue" not in inspect(engine).get_table_names()

@@ -45,7 +45,7 @@ from ctid.store.queries import rebuild_day
 from ctid.store.rows import StoreRow
 from ctid.store.schema import UtcTimestamp, metadata, quota_adjustments
 from ctid.store.upsert import write_rows
-from tests.store.support import count, migrated, store_capture
+from tests.store.support import TEST_NUMBERS, count, migrated, store_capture
 from tests.test_daemon import running
 from tests.truth import CAPTURES, capture_streams
 
@@ -185,7 +185,7 @@ def store_dataset(engine: Engine) -> dict[str, int]:
     for name in SMALL:
         store_capture(engine, name, pbx=f"{name}-new")
         rows += capture_units(name, f"{name}-old", OLD_SHIFT)
-    write_rows(engine, [*rows, *VIOLATIONS, *ADJUSTMENTS, POLICY])
+    write_rows(engine, [*rows, *VIOLATIONS, *ADJUSTMENTS, POLICY], TEST_NUMBERS.protector())
     expected = expected_deletions(rows, CUTOFF.at.timestamp())
     return expected | {"violations": 2, "quota_adjustments": 2}
 
@@ -336,7 +336,9 @@ async def test_the_daemon_purges_when_retention_days_is_set(
     url = f"sqlite:///{tmp_path / 'ctid.db'}"
     long_ago = -400 * DAY_S + (time.time() - 1_795_431_041)  # the capture, 400 days back
     with migrated(url) as engine:
-        write_rows(engine, capture_units("mixed_busy_period", "old", long_ago))
+        write_rows(
+            engine, capture_units("mixed_busy_period", "old", long_ago), TEST_NUMBERS.protector()
+        )
     monkeypatch.setattr(purge_module, "FIRST_RUN_S", 0.0)
     settings = Settings.model_validate(
         {

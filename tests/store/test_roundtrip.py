@@ -23,6 +23,7 @@ from ctid.store.writer import StoreWriter
 from ctid.tracker.tallies import SeatTally
 from tests.store.support import (
     FAST_BACKOFF,
+    TEST_NUMBERS,
     call_facts,
     count,
     migrated,
@@ -39,7 +40,9 @@ UTC = ZoneInfo("UTC")
 @pytest.mark.asyncio
 async def test_all_captures_through_the_writer_read_back_equal(db_url: str) -> None:
     with migrated(db_url) as engine:
-        writer = StoreWriter(engine, flush_ms=20, batch_rows=50, backoff=FAST_BACKOFF)
+        writer = StoreWriter(
+            engine, numbers=TEST_NUMBERS, flush_ms=20, batch_rows=50, backoff=FAST_BACKOFF
+        )
         async with writer_running(writer):
             replays = {n: await replay_through_writer(writer, n, n) for n in capture_names()}
         for name, replay in replays.items():
@@ -55,11 +58,14 @@ async def test_all_captures_through_the_writer_read_back_equal(db_url: str) -> N
         )
 
 
-def test_numbers_are_stored_in_full(sqlite_url: str) -> None:
+def test_numbers_are_stored_masked_and_hashed_never_in_full(sqlite_url: str) -> None:
     with migrated(sqlite_url) as engine:
-        store_capture(engine, "inbound_queue_answered")
+        store_capture(engine, "inbound_queue_answered", numbers=TEST_NUMBERS)
         with engine.connect() as connection:
-            assert connection.execute(select(calls.c.remote)).scalar_one() == "13800138000"
+            columns = (calls.c.remote_hash, calls.c.remote_masked, calls.c.remote_sealed)
+            stored = connection.execute(select(*columns)).one()
+    digest = TEST_NUMBERS.protector().hasher.digest("13800138000")
+    assert tuple(stored) == (digest, "138******00", None)  # no encryption key: nothing sealed
 
 
 def test_replaying_a_capture_twice_stores_each_call_once(db_url: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from ctid.ami.capture import load_capture
 from ctid.ami.server import AmiReplayServer
@@ -42,8 +43,13 @@ def compliance_policy(tmp_path: Path) -> Path:
     return policy
 
 
-async def run_until_stored(db_url: str, tmp_path: Path) -> list[dict[str, Any]]:
+async def run_until_stored(
+    db_url: str, tmp_path: Path, sealing_key: str | None = None
+) -> list[dict[str, Any]]:
     """The daemon against the busy capture until the violation and the call are stored."""
+    store = {"url": db_url, "data_dir": str(tmp_path / "var"), "flush_ms": 20}
+    if sealing_key is not None:
+        store["number_encryption_key"] = sealing_key
     async with AmiReplayServer(load_capture(CAPTURES / "busy.ami.gz"), secret="s") as server:
         settings = Settings.model_validate(
             {
@@ -51,7 +57,7 @@ async def run_until_stored(db_url: str, tmp_path: Path) -> list[dict[str, Any]]:
                 "http": {"enabled": False},
                 "compliance": compliance_policy(tmp_path),
                 "seats": [{"id": "1005", "team": "outbound"}],
-                "store": {"url": db_url, "data_dir": str(tmp_path / "var"), "flush_ms": 20},
+                "store": store,
             }
         )
         task = asyncio.create_task(run_daemon(settings, handle_signals=False))
@@ -73,9 +79,13 @@ def cli(db_url: str, *argv: str) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_an_enforced_dnc_dial_leaves_a_masked_row_with_the_hangup_outcome(
-    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (row,) = await run_until_stored(db_url, tmp_path)
+    key = Fernet.generate_key().decode()
+    (row,) = await run_until_stored(db_url, tmp_path, sealing_key=key)
     assert (row["pbx"], row["seat"], row["rule"], row["severity"]) == (
         "p1",
         "1005",
@@ -127,10 +137,22 @@ async def test_an_enforced_dnc_dial_leaves_a_masked_row_with_the_hangup_outcome(
     assert await asyncio.to_thread(main, cli(db_url, "--seat", "1001", "--format", "json")) == 0
     assert json.loads(capsys.readouterr().out)["violations"] == []
 
-    # Where numbers may be shown, the full one comes from the stored call.
-    assert await asyncio.to_thread(main, cli(db_url, "--format", "json", "--show-numbers")) == 0
+    # Where numbers may be shown, the full one is the stored call's, decrypted: only with the
+    # encryption key (here from the environment), refused in one line without it.
+    show = cli(db_url, "--format", "json", "--show-numbers")
+    assert await asyncio.to_thread(main, show) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "--show-numbers needs the number encryption key "
+            "([store] number_encryption_key_file or CTID_STORE__NUMBER_ENCRYPTION_KEY)"
+        )
+    )
+    monkeypatch.setenv("CTID_STORE__NUMBER_ENCRYPTION_KEY", key)
+    assert await asyncio.to_thread(main, show) == 0
     (shown,) = json.loads(capsys.readouterr().out)["violations"]
-    assert shown["number"] == BUSY_NUMBER
+    assert shown["number"] == "+1" + BUSY_NUMBER  # the E.164 form is what is sealed
 
 
 def test_a_violation_sent_twice_is_stored_once(db_url: str) -> None:

@@ -20,6 +20,7 @@ from ctid.store.writer import StoreWriter
 from ctid.tracker.model import Call
 from tests.store.support import (
     FAST_BACKOFF,
+    TEST_NUMBERS,
     TcpProxy,
     count,
     migrated,
@@ -48,7 +49,7 @@ async def test_a_full_batch_is_written_without_waiting_for_the_timer(
     sqlite_url: str, mixed_calls: list[Call]
 ) -> None:
     with migrated(sqlite_url) as engine:
-        writer = StoreWriter(engine, flush_ms=60_000, batch_rows=5)
+        writer = StoreWriter(engine, numbers=TEST_NUMBERS, flush_ms=60_000, batch_rows=5)
         async with writer_running(writer):
             for unit in units(mixed_calls[:10]):
                 writer.put(unit)
@@ -60,7 +61,7 @@ async def test_a_lone_row_is_written_within_flush_ms(
     sqlite_url: str, mixed_calls: list[Call]
 ) -> None:
     with migrated(sqlite_url) as engine:
-        writer = StoreWriter(engine, flush_ms=50, batch_rows=1000)
+        writer = StoreWriter(engine, numbers=TEST_NUMBERS, flush_ms=50, batch_rows=1000)
         async with writer_running(writer):
             writer.put(call_rows(mixed_calls[0]))
             await wait_for(lambda: count(engine, "calls") == 1, within=2)
@@ -76,7 +77,9 @@ async def test_postgres_down_keeps_rows_and_writes_them_when_back(
     proxied = proxy.url
     engine, direct = make_engine(proxied), make_engine(pg_url)
     try:
-        writer = StoreWriter(engine, flush_ms=10, batch_rows=20, backoff=FAST_BACKOFF)
+        writer = StoreWriter(
+            engine, numbers=TEST_NUMBERS, flush_ms=10, batch_rows=20, backoff=FAST_BACKOFF
+        )
         batch = units(mixed_calls)
         async with writer_running(writer):
             for unit in batch[:40]:
@@ -109,7 +112,9 @@ async def test_sqlite_unavailable_at_start_then_migrated_and_written(
     url = f"sqlite:///{tmp_path / 'later' / 'ctid.db'}"
     engine = make_engine(url)
     try:
-        writer = StoreWriter(engine, flush_ms=10, prepare=upgrade_engine, backoff=FAST_BACKOFF)
+        writer = StoreWriter(
+            engine, numbers=TEST_NUMBERS, flush_ms=10, prepare=upgrade_engine, backoff=FAST_BACKOFF
+        )
         async with writer_running(writer):
             for unit in units(mixed_calls[:5]):
                 writer.put(unit)
@@ -136,7 +141,13 @@ async def test_past_the_memory_bound_rows_spill_to_the_spool_and_drain_in_order(
     batch = units(mixed_calls)
     try:
         writer = StoreWriter(
-            engine, flush_ms=10, batch_rows=7, memory_rows=10, spool=spool, backoff=FAST_BACKOFF
+            engine,
+            numbers=TEST_NUMBERS,
+            flush_ms=10,
+            batch_rows=7,
+            memory_rows=10,
+            spool=spool,
+            backoff=FAST_BACKOFF,
         )
         async with writer_running(writer):
             for unit in batch:
@@ -171,7 +182,14 @@ async def test_past_both_bounds_rows_are_dropped_and_counted(
                for i in range(30)]  # fmt: skip
     spool = Spool(tmp_path / "spool.jsonl", max_rows=8)
     try:
-        writer = StoreWriter(engine, flush_ms=10, memory_rows=5, spool=spool, backoff=FAST_BACKOFF)
+        writer = StoreWriter(
+            engine,
+            numbers=TEST_NUMBERS,
+            flush_ms=10,
+            memory_rows=5,
+            spool=spool,
+            backoff=FAST_BACKOFF,
+        )
         async with writer_running(writer):
             for unit in one_row:
                 writer.put(unit)
@@ -192,7 +210,9 @@ async def test_close_spools_what_it_could_not_write_and_the_next_run_drains_it(
     path = tmp_path / "spool.jsonl"
     batch = units(mixed_calls[:12])
     try:
-        first = StoreWriter(engine, flush_ms=10, spool=Spool(path, 1000), backoff=FAST_BACKOFF)
+        first = StoreWriter(
+            engine, numbers=TEST_NUMBERS, flush_ms=10, spool=Spool(path, 1000), backoff=FAST_BACKOFF
+        )
         task = asyncio.create_task(first.run())
         for unit in batch:
             first.put(unit)
@@ -202,7 +222,7 @@ async def test_close_spools_what_it_could_not_write_and_the_next_run_drains_it(
         assert path.exists()
         assert first.dropped == 0
         upgrade(url)
-        second = StoreWriter(engine, flush_ms=10, spool=Spool(path, 1000))
+        second = StoreWriter(engine, numbers=TEST_NUMBERS, flush_ms=10, spool=Spool(path, 1000))
         async with writer_running(second):
             await wait_for(lambda: second.backlog == 0 and not path.exists())
         assert count(engine, "calls") == 12
@@ -215,7 +235,7 @@ async def test_invalid_rows_are_rejected_and_counted_the_rest_is_written(
     sqlite_url: str, mixed_calls: list[Call]
 ) -> None:
     with migrated(sqlite_url) as engine:
-        writer = StoreWriter(engine, flush_ms=10, batch_rows=100)
+        writer = StoreWriter(engine, numbers=TEST_NUMBERS, flush_ms=10, batch_rows=100)
         good = units(mixed_calls[:3])
         bad_call = call_rows(dataclasses.replace(mixed_calls[3], linkedid="bad"))
         bad_call[0].values["direction"] = None  # NOT NULL
@@ -234,7 +254,9 @@ async def test_metrics_show_backlog_drops_and_health(
 ) -> None:
     _, engine = down_sqlite(tmp_path)
     try:
-        writer = StoreWriter(engine, flush_ms=10, memory_rows=3, backoff=FAST_BACKOFF)
+        writer = StoreWriter(
+            engine, numbers=TEST_NUMBERS, flush_ms=10, memory_rows=3, backoff=FAST_BACKOFF
+        )
         collector = StoreCollector(writer)
         async with writer_running(writer):
             for i in range(5):
