@@ -2,6 +2,10 @@
 
 ``python -m bench.metrics_render [--seats 5000] [--scrapes 20] [--quotas]``
 
+Also serves the same floor the way the daemon does (``Exposition.render_async``: values read on
+the event loop, text formatted in a worker thread) while a task measures the longest the loop
+went without running it: what a scrape costs the event loop, as opposed to the scrape itself.
+
 The floor is synthetic but shaped like a busy afternoon: every seat has tallies, 40 % are on a
 call (their talk seconds move between scrapes), the rest idle, wrapping up, paused or offline.
 The clock advances 15 s per scrape, as with a 15 s scrape interval.  Prints the median render
@@ -11,6 +15,7 @@ time of each path and their ratio; compare the ratio, not absolute figures acros
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import random
 import statistics
@@ -127,6 +132,34 @@ def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+async def _served(floor: SyntheticFloor, scrapes: int) -> tuple[list[float], list[float]]:
+    """(render_async times, longest loop stall during each) in seconds."""
+    fast, _ = registries(floor)
+    totals: list[float] = []
+    stalls: list[float] = []
+    for scrape in range(scrapes):
+        floor.now = START + 15 * scrape
+        stop = asyncio.Event()
+        task = asyncio.create_task(_longest_stall(stop))
+        await asyncio.sleep(0)
+        began = time.perf_counter()
+        await fast.render_async("application/openmetrics-text; version=1.0.0")
+        totals.append(time.perf_counter() - began)
+        stop.set()
+        stalls.append(await task)
+    return totals, stalls
+
+
+async def _longest_stall(stop: asyncio.Event) -> float:
+    """The longest the loop took to come back to this task, until ``stop`` is set."""
+    longest, last = 0.0, time.perf_counter()
+    while not stop.is_set():
+        await asyncio.sleep(0)
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    return longest
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seats", type=int, default=5000)
@@ -153,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"ctid exposition:  {fast_ms:7.1f} ms median ({first:.1f} ms first, cold cache)")
     print(f"generate_latest:  {stock_ms:7.1f} ms median")
     print(f"ratio: {stock_ms / fast_ms:.1f}x faster")
+    served = SyntheticFloor(args.seats, quotas=args.quotas)
+    totals, stalls = asyncio.run(_served(served, args.scrapes))
+    total_ms, stall_ms = _median_ms(totals[1:] or totals), _median_ms(stalls[1:] or stalls)
+    print(f"served (render_async): {total_ms:7.1f} ms median, loop held {stall_ms:.1f} ms at most")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -30,6 +30,7 @@ from ctid.ami.codec import Message
 from ctid.ami.events import TRACKED_EVENTS
 from ctid.http import build_app, serve_http
 from ctid.metrics.calls import CallMetrics
+from ctid.metrics.exposition import Exposition
 from ctid.metrics.floor import FloorCollector, PbxCollector, SeatLabels
 from ctid.pipeline import EffectSink, PbxPipeline
 from ctid.tracker.endpoints import EndpointDirectory
@@ -155,16 +156,9 @@ def stock_renderer(floor: Floor) -> Render:
     return render
 
 
-def fast_renderer(floor: Floor) -> tuple[Render | None, str]:
-    """``/metrics`` through ``ctid.metrics.exposition`` (being written): (render, why not)."""
-    try:
-        from ctid.metrics.exposition import Exposition
-
-        render: Render = Exposition(floor.registry, [cast(Any, floor.seats)]).render
-        render("")  # the floor collector must be a fast source, and the result must render
-    except (ImportError, AttributeError, TypeError) as err:
-        return None, f"fast renderer not usable yet: {type(err).__name__}: {err}"
-    return render, ""
+def fast_renderer(floor: Floor) -> Exposition:
+    """``/metrics`` through ``ctid.metrics.exposition``, as the daemon serves it."""
+    return Exposition(floor.registry, [floor.seats])
 
 
 def run(job: Job, conn: Connection) -> None:
@@ -216,10 +210,10 @@ async def _ctid(job: Job, conn: Connection) -> Outcome:
     floor.registry.register(PbxCollector(lambda: [_Link(client, pipeline)]))
     async with contextlib.AsyncExitStack() as stack:
         if job.http:
-            render, note = fast_renderer(floor) if job.renderer == "fast" else (None, "")
-            app = _app(floor, render)
+            fast = fast_renderer(floor) if job.renderer == "fast" else None
+            app = _app(floor, fast)
             port = await stack.enter_async_context(serve_http(app, HOST, 0))
-            conn.send((port, note))
+            conn.send((port, ""))
         start, cpu = time.perf_counter(), time.process_time()
         task = asyncio.create_task(client.run())
         try:
@@ -236,12 +230,11 @@ async def _ctid(job: Job, conn: Connection) -> Outcome:
     return outcome
 
 
-def _app(floor: Floor, render: Render | None) -> web.Application:
+def _app(floor: Floor, fast: Exposition | None) -> web.Application:
     def health() -> tuple[bool, dict[str, Any]]:
         return True, {"status": "ok"}
 
-    if render is None:
+    if fast is None:
         stock_renderer(floor)
         return build_app(floor.registry, health)
-    # ctid.http grows a ``render`` argument with the fast exposition.
-    return cast(Callable[..., web.Application], build_app)(floor.registry, health, render)
+    return build_app(floor.registry, health, fast.render_async)

@@ -213,7 +213,7 @@ async def run_daemon(
         port: int | None = None
         await standby_http.aclose()
         if settings.http.enabled:
-            app = build_app(floor.registry, health, floor.live.exposition.render)
+            app = build_app(floor.registry, health, floor.live.exposition.render_async)
             add_api_routes(app, floor, token=settings.http.resolved_api_token())
             port = await stack.enter_async_context(serve_http(app, settings.http.host, http_port))
             log.info("http_listening", url=f"http://{settings.http.host}:{port}/metrics")

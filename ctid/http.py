@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,8 +14,9 @@ from prometheus_client.exposition import choose_encoder
 from ctid.errors import ConfigError
 
 HealthReport = Callable[[], tuple[bool, dict[str, Any]]]
-Render = Callable[[str], tuple[bytes, str]]
-"""``Accept`` header → (body, content type): :meth:`ctid.metrics.exposition.Exposition.render`."""
+Render = Callable[[str], Awaitable[tuple[bytes, str]]]
+"""``Accept`` header → (body, content type):
+:meth:`ctid.metrics.exposition.Exposition.render_async`."""
 
 
 def build_app(
@@ -24,14 +25,14 @@ def build_app(
     """``render`` serves /metrics when given (the fast per-seat exposition); otherwise the
     registry is rendered by prometheus_client."""
 
-    def stock(accept: str) -> tuple[bytes, str]:
+    async def stock(accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         return encoder(registry), content_type
 
     render_metrics = render or stock
 
     async def metrics(request: web.Request) -> web.Response:
-        body, content_type = render_metrics(request.headers.get("Accept", ""))
+        body, content_type = await render_metrics(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(request: web.Request) -> web.Response:

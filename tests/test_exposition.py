@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -162,3 +164,43 @@ def test_a_seat_only_on_a_live_call_appears_even_in_a_same_sized_new_mapping() -
     assert talking() == {"2001": 5.0}
     on_call[0] = "2002"  # a fresh dict of the same size, another seat
     assert talking() == {"2001": 0.0, "2002": 5.0}
+
+
+@pytest.mark.asyncio
+async def test_render_async_gives_what_render_gives() -> None:
+    floor_a, floor_b = SyntheticFloor(200, quotas=True), SyntheticFloor(200, quotas=True)
+    (fast_a, _), (fast_b, _) = registries(floor_a), registries(floor_b)
+    for scrape in range(3):
+        floor_a.now = floor_b.now = START + 15 * scrape
+        body_async, type_async = await fast_a.render_async(PROMETHEUS_ACCEPT)
+        body, content_type = fast_b.render(PROMETHEUS_ACCEPT)
+        assert type_async == content_type == CONTENT_TYPE_OPENMETRICS
+        assert comparable(parse_openmetrics(body_async)) == comparable(parse_openmetrics(body))
+
+
+class _ThreadNoting:
+    """A fast source that notes where its values were read and where they were formatted."""
+
+    def __init__(self) -> None:
+        self.read_in: list[int] = []
+        self.formatted_in: list[int] = []
+
+    def prepare(self, *, openmetrics: bool) -> Callable[[], list[bytes]]:
+        self.read_in.append(threading.get_ident())
+
+        def formatting() -> list[bytes]:
+            self.formatted_in.append(threading.get_ident())
+            return [b"# TYPE ctid_noted gauge\nctid_noted 1\n"]
+
+        return formatting
+
+
+@pytest.mark.asyncio
+async def test_render_async_reads_on_the_loop_and_formats_in_a_worker_thread() -> None:
+    source = _ThreadNoting()
+    body, _ = await Exposition(CollectorRegistry(), [source]).render_async("text/plain")
+    loop_thread = threading.get_ident()
+    assert source.read_in == [loop_thread]
+    assert len(source.formatted_in) == 1
+    assert source.formatted_in[0] != loop_thread
+    assert b"ctid_noted 1\n" in body

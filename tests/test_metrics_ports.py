@@ -77,7 +77,6 @@ def test_call_counters_of_every_configured_team_exist_at_zero_before_any_call() 
             labels = {"site": "hq", "team": team, "direction": direction, "outcome": "failed"}
             assert value("ctid_calls_total", labels) == 0
         assert value("ctid_talk_seconds_total", {"site": "hq", "team": team}) == 0
-        assert value("ctid_call_talk_duration_seconds_count", {"site": "hq", "team": team}) == 0
     abandoned = {"site": "hq", "team": "", "direction": "inbound", "outcome": "abandoned"}
     assert value("ctid_calls_total", abandoned) == 0
     assert value("ctid_calls_total", {**abandoned, "team": "green"}) is None

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from prometheus_client.core import Metric
 
 from ctid.live.seat_state import SeatStatus
-from ctid.metrics.exposition import label_string
+from ctid.metrics.exposition import Formatting, label_string
 from ctid.metrics.health import PbxCollector, PbxStatus
 from ctid.metrics.quota import QuotaProvider
 from ctid.metrics.seat_families import Enum, Fixed, Pairs, Quota, Scalar, SeatFamily
@@ -192,11 +192,22 @@ class FloorCollector:
         self._index = _SeatIndex(site, sorted(seats), seats)
         self._scanned: dict[int, tuple[Mapping[str, Any], int]] = {}
 
-    def render(self, *, openmetrics: bool) -> Iterator[bytes]:
-        """Fast path: the text of every per-seat family."""
+    def prepare(self, *, openmetrics: bool) -> Formatting:
+        """Fast path: the per-seat columns read now; the text of every family formatted later.
+
+        The columns are fresh lists and the label index is never changed once built, so the
+        formatting may run in another thread while the loop goes on changing the live state.
+        """
         index, columns = self._columns(self._clock())
-        for family, values in columns:
-            yield from family.render(index.labels, values, openmetrics=openmetrics)
+
+        def formatting() -> list[bytes]:
+            return [
+                piece
+                for family, values in columns
+                for piece in family.render(index.labels, values, openmetrics=openmetrics)
+            ]
+
+        return formatting
 
     def collect(self) -> Iterator[Metric]:
         """Stock path: the same samples as prometheus_client metric families."""
