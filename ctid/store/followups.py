@@ -9,7 +9,6 @@ Blocking: call from a worker thread in async code.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.errors import InputError, StoreError
+from ctid.store.csv_input import read_csv_file
 from ctid.store.migrate import describe_error
 from ctid.store.number_key import NumberHasher
 from ctid.store.schema import follow_ups
@@ -105,15 +105,7 @@ def make_claim(
 def read_claims(path: Path, hasher: NumberHasher, tz: ZoneInfo) -> list[Claim]:
     """Every claim of a CSV file; the first bad one is an :class:`InputError` naming the
     file, line and column."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return _claims_of(csv.reader(handle), path, hasher, tz)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text") from err
-    except csv.Error as err:
-        raise InputError(f"{path}: not valid CSV ({err})") from err
+    return read_csv_file(path, lambda reader: _claims_of(reader, path, hasher, tz))
 
 
 def _claims_of(reader: Reader, path: Path, hasher: NumberHasher, tz: ZoneInfo) -> list[Claim]:

@@ -9,17 +9,18 @@ Blocking: call from a worker thread in async code.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.errors import InputError, StoreError
+from ctid.store.csv_input import read_csv_file
 from ctid.store.followups import ImportSummary
 from ctid.store.migrate import describe_error
 from ctid.store.number_key import NumberHasher
@@ -27,36 +28,33 @@ from ctid.store.queries import day_window
 from ctid.store.schema import calls, lead_lists, leads
 from ctid.store.upsert import upsert_statement
 
+if TYPE_CHECKING:
+    from _csv import Reader
+
 MAX_NAME = 128
 
 
 def read_numbers(path: Path, hasher: NumberHasher) -> list[str]:
     """The ``number`` column of a CSV; a bad row is one error naming file, line and column."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [cell.strip().lower() for cell in next(reader, [])]
-            if "number" not in header:
-                raise InputError(f"{path}:1: the header lacks column number")
-            column = header.index("number")
-            numbers: list[str] = []
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                value = row[column].strip() if column < len(row) else ""
-                if not hasher.is_number(value):
-                    raise InputError(
-                        f"{path}:{reader.line_num}: column {column + 1} (number): "
-                        "not a phone number"
-                    )
-                numbers.append(value)
-            return numbers
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text") from err
-    except csv.Error as err:
-        raise InputError(f"{path}: not valid CSV ({err})") from err
+
+    def numbers_of(reader: Reader) -> list[str]:
+        header = [cell.strip().lower() for cell in next(reader, [])]
+        if "number" not in header:
+            raise InputError(f"{path}:1: the header lacks column number")
+        column = header.index("number")
+        numbers: list[str] = []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            value = row[column].strip() if column < len(row) else ""
+            if not hasher.is_number(value):
+                raise InputError(
+                    f"{path}:{reader.line_num}: column {column + 1} (number): not a phone number"
+                )
+            numbers.append(value)
+        return numbers
+
+    return read_csv_file(path, numbers_of)
 
 
 def import_leads(

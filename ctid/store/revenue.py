@@ -10,7 +10,6 @@ Amounts are kept in whole cents. Blocking: call from a worker thread in async co
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ctid.config import Settings
 from ctid.errors import InputError, StoreError
 from ctid.store.cli_args import database_url
+from ctid.store.csv_input import read_csv_file
 from ctid.store.migrate import describe_error
 from ctid.store.runtime import open_existing
 from ctid.store.schema import revenue
@@ -42,15 +42,7 @@ class _RowError(ValueError):
 
 def read_revenue(path: Path) -> dict[Key, int]:
     """Cents per seat and day or month; :class:`InputError` names the first bad cell."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return _amounts(csv.reader(handle), path)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text") from err
-    except csv.Error as err:
-        raise InputError(f"{path}: not valid CSV ({err})") from err
+    return read_csv_file(path, lambda reader: _amounts(reader, path))
 
 
 def _amounts(reader: Reader, path: Path) -> dict[Key, int]:
