@@ -76,10 +76,3 @@ class EndpointDirectory:
         if self._seats:
             return Party(PartyKind.OTHER, endpoint)
         return Party(PartyKind.SEAT, endpoint, seat=endpoint)
-        if endpoint in self._seats:
-            return Party(PartyKind.SEAT, endpoint, seat=self._seats[endpoint])
-        if self._seats:
-            return Party(PartyKind.OTHER, endpoint)
-        if self._trunks or endpoint.isdigit():
-            return Party(PartyKind.SEAT, endpoint, seat=endpoint)
-        return Party(PartyKind.TRUNK, endpoint)
