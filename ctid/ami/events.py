@@ -164,11 +164,14 @@ def _int(text: str | None, default: int = 0) -> int:
 
 
 def _newchannel(h: _Headers, ts: float) -> ChannelCreated:
+    # Interned: the tracker keeps these ids in several indexes, and later events bring new
+    # string objects for them; one object per id keeps an open call near 2 KB.
+    uniqueid = sys.intern(h["Uniqueid"])
     return ChannelCreated(
         ts,
-        h["Uniqueid"],
-        h.get("Linkedid") or h["Uniqueid"],
-        h["Channel"],
+        uniqueid,
+        sys.intern(h.get("Linkedid") or uniqueid),
+        sys.intern(h["Channel"]),
         _int(h.get("ChannelState")),
         h.get("CallerIDNum", ""),
         h.get("Exten", ""),
@@ -184,7 +187,9 @@ def _hangup(h: _Headers, ts: float) -> ChannelHungUp:
 
 
 def _dialbegin(h: _Headers, ts: float) -> DialStarted:
-    return DialStarted(ts, h.get("Uniqueid"), h["DestUniqueid"], h.get("DialString", ""))
+    caller = h.get("Uniqueid")
+    dest = sys.intern(h["DestUniqueid"])
+    return DialStarted(ts, sys.intern(caller) if caller else caller, dest, h.get("DialString", ""))
 
 
 def _dialend(h: _Headers, ts: float) -> DialEnded:
@@ -193,7 +198,7 @@ def _dialend(h: _Headers, ts: float) -> DialEnded:
 
 def _bridgeenter(h: _Headers, ts: float) -> BridgeEntered:
     # Interned: every member channel keeps the bridge id; one string object serves them all.
-    return BridgeEntered(ts, sys.intern(h["BridgeUniqueid"]), h["Uniqueid"])
+    return BridgeEntered(ts, sys.intern(h["BridgeUniqueid"]), sys.intern(h["Uniqueid"]))
 
 
 def _bridgeleave(h: _Headers, ts: float) -> BridgeLeft:
