@@ -25,7 +25,7 @@ from ctid.http import build_app, serve_http
 from ctid.metrics.compliance import AbandonRateCollector
 from ctid.pbx_link import live_channels
 from ctid.sdnotify import SystemdNotifier
-from ctid.store.directory import SeatInfo
+from ctid.store.directory import SeatInfo, load_places
 from ctid.store.engine import store_url
 from ctid.store.number_protect import NumberKeys
 from ctid.store.purge import purge_daily
@@ -191,12 +191,14 @@ async def run_daemon(
         if settings.store.enabled:
             seats = [SeatInfo(s.id, s.name, s.team, s.kind, s.hire_date) for s in settings.seats]
             numbers = NumberKeys.from_settings(settings)  # key files read in the store's thread
+            places = await asyncio.to_thread(load_places, settings)
             store = await stack.enter_async_context(
                 open_store(
                     settings.store,
                     tallies,
                     seats=seats,
                     pbxs=[p.name for p in pbxs],
+                    places=places,
                     numbers=numbers,
                 )
             )
@@ -237,6 +239,9 @@ async def run_daemon(
                         store.engine, settings.store.retention_days, settings.site.tz
                     )
                     tg.create_task(purging, name="store-retention")
+                if store is not None:
+                    closing = store.day_closer(tallies, settings.store.close_day_after_minutes * 60)
+                    tg.create_task(closing.run(), name="store-close-days")
                 # Ready once the tasks took their first step (signal handlers installed).
                 await asyncio.sleep(0)
                 notifier.ready(_links_status(len(floor.links)))

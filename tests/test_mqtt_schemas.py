@@ -155,7 +155,8 @@ async def test_a_busy_floor_publishes_only_what_the_schemas_describe(
                     flagged = inbox.bodies("violations/do_not_call")
                     ended = {b["call_id"] for b in inbox.bodies("call/ended")}
                     replies = {f"reply/{r}" for r in ("adj", "opt", "bad")} <= inbox.topics()
-                    figures = "seat/1005/today" in inbox.topics()
+                    # Seat states and figures are published on a timer: wait for both.
+                    figures = {"seat/1005/today", "seat/1005/state"} <= inbox.topics()
                     return replies and figures and bool(flagged) and flagged[0]["linkedid"] in ended
 
                 await inbox.until(everything_seen)

@@ -62,6 +62,7 @@ def register(sub: Subparsers, report: Subparsers) -> None:
     keygen.add_argument("file", type=Path, metavar="FILE")
     keygen.add_argument("--config", type=Path, help="TOML configuration file")
     keygen.set_defaults(handler=with_settings("ctid.store.commands", "db_keygen"))
+    _register_tallies(actions)
     _register_reconcile(sub)
     _register_backfill(sub)
     for kind in PERIODS:
@@ -90,6 +91,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", metavar="URL", help="database URL (default: [store] url, else var/ctid.db)"
     )
+
+
+def _register_tallies(actions: Subparsers) -> None:
+    parser = actions.add_parser(
+        "tallies",
+        help="a closed day's per-seat tallies: show, rebuild or check them",
+        description="Show the per-seat tallies stored when a local day was closed; --rebuild "
+        "stores them again from the day's stored calls (source rebuild); --check compares the "
+        "stored tallies with the ones rebuilt from the calls and exits 1 when they differ.",
+    )
+    _common(parser)
+    parser.add_argument("--date", required=True, help="the local day (YYYY-MM-DD)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
+        "--rebuild", action="store_true", help="store the day again from its stored calls"
+    )
+    what.add_argument(
+        "--check", action="store_true", help="exit 1 when stored and rebuilt tallies differ"
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=with_settings("ctid.store.tallies_cli", "tallies_command"))
 
 
 def _register_reconcile(sub: Subparsers) -> None:

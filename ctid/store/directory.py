@@ -1,10 +1,12 @@
-"""Who the seats and PBXs are: copied from the config into the store, read back by reports."""
+"""Who the seats, PBXs, sites and teams are: copied from the config into the store, read
+back by reports."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,6 +15,10 @@ from ctid.errors import StoreError
 from ctid.store.migrate import describe_error
 from ctid.store.schema import seats
 from ctid.store.upsert import upsert_statement
+
+if TYPE_CHECKING:
+    from ctid.config import Settings
+    from ctid.policy.schema import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +68,59 @@ def load_seats(engine: Engine) -> dict[str, SeatInfo]:
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the database: {describe_error(err)}") from err
     return {r.seat: SeatInfo(r.seat, r.name, r.team, r.kind, r.hire_date) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """The sites (name → time zone) and teams ((site, team) → leader or ``None``)."""
+
+    sites: dict[str, str]
+    teams: dict[tuple[str, str], str | None]
+
+
+def configured_places(settings: Settings, policy: Policy | None = None) -> Places:
+    """The ``[site]`` section and the teams of ``[[seats]]``, with the quota policy's sites and
+    teams when there is one (a team then belongs to the policy's site for it)."""
+    sites = {settings.site.name: settings.site.timezone}
+    teams: dict[tuple[str, str], str | None] = {}
+
+    def site_of(team: str) -> str:
+        return policy.site_of_team(team) if policy is not None else settings.site.name
+
+    for seat in settings.seats:
+        teams[(site_of(seat.team), seat.team)] = None
+    if policy is not None:
+        sites |= {name: site.timezone for name, site in policy.sites.items()}
+        for name, team in policy.teams.items():
+            teams[(site_of(name), name)] = team.leader or None
+    return Places(sites, teams)
+
+
+def load_places(settings: Settings) -> Places:
+    """:func:`configured_places`, reading ``[policy] file`` if set (blocking; a bad policy
+    file is a :class:`ctid.errors.PolicyError`, as when the daemon loads it)."""
+    from ctid.policy.loader import load_policy  # only when a policy is configured
+
+    file = settings.policy.file
+    return configured_places(settings, load_policy(file) if file is not None else None)
+
+
+def sync_places(engine: Engine, places: Places) -> None:
+    """Upsert the configured sites and teams (blocking); ones no longer configured stay."""
+    now = dt.datetime.now(dt.UTC)
+    site_rows = [
+        {"name": name, "timezone": zone, "updated_at": now} for name, zone in places.sites.items()
+    ]
+    team_rows = [
+        {"site": site, "name": name, "leader": leader, "updated_at": now}
+        for (site, name), leader in places.teams.items()
+    ]
+    try:
+        with engine.begin() as connection:
+            dialect = connection.dialect.name
+            if site_rows:
+                connection.execute(upsert_statement(dialect, "sites"), site_rows)
+            if team_rows:
+                connection.execute(upsert_statement(dialect, "teams"), team_rows)
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot write the sites and teams: {describe_error(err)}") from err

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.errors import StoreError
@@ -63,11 +64,31 @@ def _run(engine: Engine, numbers: NumberKeys | None, step: Callable[[Config], No
     config = alembic_config()
     config.attributes["numbers"] = numbers
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection, _ddl_in_transaction(connection):
             config.attributes["connection"] = connection
             step(config)
+            connection.commit()
     except SQLAlchemyError as err:
         raise StoreError(f"database migration failed: {describe_error(err)}") from err
+
+
+@contextlib.contextmanager
+def _ddl_in_transaction(connection: Connection) -> Iterator[None]:
+    """SQLite: one explicit transaction for DDL too, so a refused step undoes the steps before
+    it (pysqlite begins transactions only before DML by itself)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    previous = raw.isolation_level  # type: ignore[union-attr]
+    raw.isolation_level = None  # type: ignore[union-attr]
+    try:
+        connection.exec_driver_sql("BEGIN")
+        yield
+    finally:
+        if connection.in_transaction() and raw.in_transaction:  # type: ignore[union-attr]
+            connection.rollback()
+        raw.isolation_level = previous  # type: ignore[union-attr]
 
 
 def current_revision(engine: Engine) -> str | None:

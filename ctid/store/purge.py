@@ -11,11 +11,11 @@ readers use (:func:`ctid.store.queries.load_calls`, ``load_internal``, ``complet
   affects), except an entry a kept revocation names and the newest entry, which carries the
   id sequence forward (ids are never handed out twice);
 * ``follow_ups`` and ``revenue`` of days before it (a month's revenue total stays while a day
-  of its month does).
+  of its month does);
+* ``daily_tallies`` of days before it: a closed day's tallies go with its calls.
 
-``policy_versions`` (what kept rows were judged with), ``seats``, ``pbxs`` and lead lists are
-never purged.  Daily tallies are not stored (they are rebuilt from
-calls and internal talk), so they go with the calls.
+``policy_versions`` (what kept rows were judged with), ``seats``, ``pbxs``, ``sites``,
+``teams`` and lead lists are never purged.
 
 Each batch is one short transaction of at most ``batch_rows`` rows (calls: that many calls
 plus their segments), so a large purge neither holds a lock for long nor loads the rows.
@@ -83,6 +83,7 @@ PURGED = (
     "quota_adjustments",
     "follow_ups",
     "revenue",
+    "daily_tallies",
 )
 """In deletion order; a table the database does not have (yet) is left out."""
 KEPT = ("policy_versions",)
@@ -158,7 +159,7 @@ def doomed(table: Table, cutoff: Cutoff) -> ColumnElement[bool]:
             quota_adjustments.c.id < newest,
             not_(named),
         )
-    if table.name == "follow_ups":
+    if table.name in ("follow_ups", "daily_tallies"):
         return table.c["day"] < cutoff.day
     if table.name == "revenue":
         # A month total (dated its first day) stays while any day of its month does.

@@ -32,6 +32,7 @@ TABLE_ORDER = (
     "policy_versions",
     "quota_adjustments",
     "violations",
+    "daily_tallies",
 )
 """Write order inside one transaction: a call before its segments (foreign key)."""
 

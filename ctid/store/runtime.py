@@ -33,7 +33,8 @@ from ctid.store.adjustments import (
     restore,
     restore_when_reachable,
 )
-from ctid.store.directory import SeatInfo, sync_directory
+from ctid.store.closing import DayCloser
+from ctid.store.directory import Places, SeatInfo, sync_directory, sync_places
 from ctid.store.engine import ensure_sqlite_dir, make_engine, sqlite_path, store_url
 from ctid.store.migrate import check_schema, upgrade_engine
 from ctid.store.number_protect import NumberKeys
@@ -56,6 +57,16 @@ class Store:
     adjustments: StoredAdjustments | None = None
     """Quota adjustments loaded at start; ``None`` when the database was not usable then."""
     spool: Path | None = None
+    pbxs: tuple[str, ...] = ()
+    restored_day: dt.date | None = None
+    """The day restored into the live tallies at start; ``None`` when the database was not
+    usable then."""
+
+    def day_closer(self, tallies: DailyTallies, delay_s: float) -> DayCloser:
+        """What closes each settled day (``DayCloser.run``, owned by the daemon's TaskGroup)."""
+        return DayCloser(
+            self.engine, self.writer.put, tallies, delay_s, self.restored_day, self.pbxs or None
+        )
 
     def cdr_sink(self, pbx: str) -> Callable[[CdrWritten], None]:
         """What a PBX's pipeline calls for each ``Cdr`` event it normalises."""
@@ -117,6 +128,7 @@ async def open_store(
     *,
     seats: Iterable[SeatInfo] = (),
     pbxs: Iterable[str] = (),
+    places: Places | None = None,
     url: str | None = None,
     now: Callable[[], float] = time.time,
     numbers: NumberKeys | None = None,
@@ -136,13 +148,15 @@ async def open_store(
         today = dt.datetime.fromtimestamp(now(), tallies.tz).date()
         spool = settings.spool_path if settings.spool_rows else None
         step = _schema_step(settings.auto_upgrade, numbers)
+        pbx_names = list(pbxs)
         stored = await asyncio.to_thread(
-            _prepare, engine, step, tallies, today, (list(seats), list(pbxs)), spool
+            _prepare, engine, step, tallies, today, (list(seats), pbx_names), spool, places
         )
         prepare = None if stored is not None else step
         writer = StoreWriter.from_settings(engine, settings, numbers, prepare=prepare)
+        restored = today if stored is not None else None
         try:
-            yield Store(engine, writer, numbers, stored, spool)
+            yield Store(engine, writer, numbers, stored, spool, tuple(pbx_names), restored)
         finally:
             await writer.close(CLOSE_GRACE_S)
     finally:
@@ -163,12 +177,15 @@ def _prepare(
     today: dt.date,
     directory: tuple[list[SeatInfo], list[str]],
     spool: Path | None,
+    places: Places | None = None,
 ) -> StoredAdjustments | None:
-    """Migrate, copy the directory, restore today, load the adjustments; ``None`` if the
-    database is not usable."""
+    """Migrate, copy the directory (seats, PBXs, sites, teams), restore today, load the
+    adjustments; ``None`` if the database is not usable."""
     try:
         step(engine)
         sync_directory(engine, *directory)
+        if places is not None:
+            sync_places(engine, places)
         # Only this instance's PBXs (others may share the database); none named: all of them.
         restored = restore_tallies(engine, tallies, today, directory[1] or None)
         adjustments = load_adjustments(engine, today - dt.timedelta(days=RESTORE_DAYS), spool)

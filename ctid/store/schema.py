@@ -316,3 +316,46 @@ revenue = Table(
     Column("imported_at", UtcTimestamp(), nullable=False),
     # Imported again (a corrected export): the latest amount for the seat and day wins.
 )
+
+# --- sites and teams (copied from the config on start), and closed days' tallies -------------
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("timezone", String(64), nullable=False),
+    Column("updated_at", UtcTimestamp()),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("leader", String(128)),
+    Column("updated_at", UtcTimestamp()),
+)
+
+daily_tallies = Table(
+    "daily_tallies",
+    metadata,
+    # One seat's local day as the daemon counted it when the day was closed
+    # (ctid.store.closing): the fields of ctid.tracker.tallies.SeatTally.
+    Column("seat", String(64), primary_key=True),
+    Column("day", IsoDate(), primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("outbound", Integer, nullable=False),
+    Column("inbound", Integer, nullable=False),
+    Column("transfers_in", Integer, nullable=False),
+    Column("answered", Integer, nullable=False),
+    Column("effective", Integer, nullable=False),
+    Column("talk_seconds", Float, nullable=False),
+    Column("hold_seconds", Float, nullable=False),
+    Column("faxes", Integer, nullable=False),
+    Column("internal_calls", Integer, nullable=False),
+    Column("internal_talk_seconds", Float, nullable=False),
+    Column("closed_at", UtcTimestamp(), nullable=False),
+    # "daemon": from its live tallies; "rebuild": from the stored calls.
+    Column("source", String(8), nullable=False),
+    Index(None, "day"),
+)

@@ -31,6 +31,9 @@ class StoreSettings(BaseModel):
     """Keep this many days before today; the daemon deletes older rows once a day, as
     ``ctid purge --older-than`` does (docs/operations.md), but never the current month or ISO
     week. ``None`` keeps everything."""
+    close_day_after_minutes: int = Field(default=10, ge=0, le=720)
+    """A local day is closed (each seat's tallies stored in ``daily_tallies``) this long after
+    its midnight, so calls that crossed midnight have ended and been counted (docs/store.md)."""
     number_key_file: Path | None = None
     """Key of the hash that follow-ups and lead lists keep instead of customer numbers
     (docs/store.md); created owner-only with random content if missing. ``None`` means

@@ -53,7 +53,7 @@ def test_db_upgrade_reports_the_revision(
 ) -> None:
     assert main(["db", "upgrade", "--db", sqlite_url]) == 0
     assert main(["db", "upgrade", "--db", sqlite_url]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("schema at revision 0005")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("schema at revision 0006")
 
 
 def test_reconcile_table_names_each_call_and_why_billsec_differs(
