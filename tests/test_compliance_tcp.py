@@ -113,17 +113,22 @@ def call_actions(server: AmiReplayServer) -> list[Message]:
     return [a for a in server.actions_received if a.name in ("Hangup", "Redirect")]
 
 
-@pytest.mark.asyncio
-async def test_number_on_dnc_list_in_enforce_mode_is_hung_up_before_answer() -> None:
-    server, service = await replay(
-        capture_streams("busy")[0], policy(do_not_call={"mode": "enforce"}), preload=[BUSY_NUMBER]
-    )
+def assert_seat_hung_up(server: AmiReplayServer) -> None:
+    """The one call action the server received hung busy.ami's seat up, call rejected (21)."""
     (hangup,) = call_actions(server)
     assert (hangup.name, hangup.get("Channel"), hangup.get("Cause")) == (
         "Hangup",
         BUSY_SEAT_CHANNEL,
         "21",
     )
+
+
+@pytest.mark.asyncio
+async def test_number_on_dnc_list_in_enforce_mode_is_hung_up_before_answer() -> None:
+    server, service = await replay(
+        capture_streams("busy")[0], policy(do_not_call={"mode": "enforce"}), preload=[BUSY_NUMBER]
+    )
+    assert_seat_hung_up(server)
     (decision,) = service.enforcer.decisions
     assert (decision.rule, decision.mode, decision.action) == (
         Rule.DO_NOT_CALL,

@@ -40,7 +40,13 @@ from ctid.privacy import mask_number
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
 from tests.test_compliance_guard import HOLD_ANSWERED
-from tests.test_compliance_tcp import BUSY_NUMBER, BUSY_SEAT_CHANNEL, call_actions, policy, replay
+from tests.test_compliance_tcp import (
+    BUSY_NUMBER,
+    assert_seat_hung_up,
+    call_actions,
+    policy,
+    replay,
+)
 from tests.test_tcp_accuracy import replay_over_tcp
 from tests.truth import capture_streams, load_truth
 
@@ -80,12 +86,7 @@ async def test_a_number_on_no_customer_list_is_hung_up_before_answer(tmp_path: P
     csv = customers(tmp_path, "7203000105")  # a customer, but not the one busy.ami dials
     settings = policy(customer_only={"mode": "enforce", "customer_csv": [csv]})
     server, service = await replay(capture_streams("busy")[0], settings)
-    (hangup,) = call_actions(server)
-    assert (hangup.name, hangup.get("Channel"), hangup.get("Cause")) == (
-        "Hangup",
-        BUSY_SEAT_CHANNEL,
-        "21",
-    )
+    assert_seat_hung_up(server)
     (decision,) = service.enforcer.decisions
     assert (decision.rule, decision.action, decision.seat) == (
         Rule.CUSTOMER_ONLY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,15 +50,7 @@ def sync_directory(
         for s in seat_infos
     ]
     pbx_rows = [{"name": name, "host": None, "updated_at": now} for name in pbx_names]
-    try:
-        with engine.begin() as connection:
-            dialect = connection.dialect.name
-            if seat_rows:
-                connection.execute(upsert_statement(dialect, "seats"), seat_rows)
-            if pbx_rows:
-                connection.execute(upsert_statement(dialect, "pbxs"), pbx_rows)
-    except SQLAlchemyError as err:
-        raise StoreError(f"cannot write the seat directory: {describe_error(err)}") from err
+    _upsert(engine, {"seats": seat_rows, "pbxs": pbx_rows}, "the seat directory")
 
 
 def load_seats(engine: Engine) -> dict[str, SeatInfo]:
@@ -115,12 +107,15 @@ def sync_places(engine: Engine, places: Places) -> None:
         {"site": site, "name": name, "leader": leader, "updated_at": now}
         for (site, name), leader in places.teams.items()
     ]
+    _upsert(engine, {"sites": site_rows, "teams": team_rows}, "the sites and teams")
+
+
+def _upsert(engine: Engine, rows: dict[str, list[dict[str, Any]]], what: str) -> None:
+    """Upsert every table's rows in one transaction; a failure is one :class:`StoreError`."""
     try:
         with engine.begin() as connection:
-            dialect = connection.dialect.name
-            if site_rows:
-                connection.execute(upsert_statement(dialect, "sites"), site_rows)
-            if team_rows:
-                connection.execute(upsert_statement(dialect, "teams"), team_rows)
+            for table, values in rows.items():
+                if values:
+                    connection.execute(upsert_statement(connection.dialect.name, table), values)
     except SQLAlchemyError as err:
-        raise StoreError(f"cannot write the sites and teams: {describe_error(err)}") from err
+        raise StoreError(f"cannot write {what}: {describe_error(err)}") from err
