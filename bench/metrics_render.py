@@ -121,11 +121,11 @@ class SyntheticFloor:
 def registries(floor: SyntheticFloor) -> tuple[Exposition, CollectorRegistry]:
     """(ctid's exposition, a stock registry holding the same families) for one floor."""
     small = CollectorRegistry()
-    CallMetrics(small, "bench", {seat: labels.team for seat, labels in floor.labels.items()})
+    calls = CallMetrics(None, "bench", {seat: labels.team for seat, labels in floor.labels.items()})
     stock = CollectorRegistry()
     stock.register(floor.collector())
     CallMetrics(stock, "bench", {seat: labels.team for seat, labels in floor.labels.items()})
-    return Exposition(small, [floor.collector()]), stock
+    return Exposition(small, [floor.collector(), calls]), stock
 
 
 def _median_ms(samples: list[float]) -> float:

@@ -98,8 +98,10 @@ class Floor:
         )
         # Ended calls against the PBX's Cdr events; Master.csv backfill after AMI gaps.
         self.cdr_checks = CdrChecks(settings, pbxs, self.live.reconcile, store, lambda: self.links)
+        calls = CallMetrics(None, site.name, teams)  # rendered by the fast exposition
+        self.live.exposition.add_source(calls)
         sinks: list[EffectSink] = [
-            CallMetrics(self.registry, site.name, teams),
+            calls,
             *self.live.sinks,
             self.cdr_checks.effect_sink,
         ]

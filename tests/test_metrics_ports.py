@@ -6,21 +6,24 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as om_generate_latest
 
 from ctid.ami.codec import parse_frame
 from ctid.live.floor import LiveFloor
 from ctid.metrics.calls import CallMetrics
 from ctid.metrics.compliance import ComplianceMetrics
+from ctid.metrics.exposition import Exposition
 from ctid.metrics.floor import SeatLabels
 from ctid.metrics.health import GapMeter, PolicyInfo, QueueDepths, ReconcileMetrics
 from ctid.metrics.quota import Workday, WorkdayCollector
 from ctid.metrics.seat_outcomes import SeatOutcomes
 from ctid.pipeline import PbxPipeline
 from ctid.tracker.endpoints import EndpointDirectory
+from ctid.tracker.model import CallEnded
 from ctid.tracker.tallies import DailyTallies
 from ctid.tracker.tracker import CallTracker
-from tests.exposition_helpers import parse_text
+from tests.exposition_helpers import parse_openmetrics, parse_text
 from tests.truth import CAPTURES, capture_files
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -230,3 +233,29 @@ def test_live_floor_wires_presence_states_and_outcomes_into_the_fast_metrics() -
     }
     assert state == {"paused"}
     assert ("ctid_workday_progress_ratio", (("site", "hq"),)) in samples
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_call_families_render_fast_exactly_as_prometheus_client_would(openmetrics: bool) -> None:
+    teams = {"1005": "red", "1006": "blue", "1007": "red"}
+    stock_registry = CollectorRegistry()
+    stock = CallMetrics(stock_registry, "hq", teams)
+    fast = CallMetrics(None, "hq", teams)
+    effects = _ended_calls("mixed_busy_period") + _ended_calls("inbound_queue_abandoned")
+    for effect in effects:
+        stock(effect)  # type: ignore[arg-type]
+        fast(effect)  # type: ignore[arg-type]
+    accept = "application/openmetrics-text; version=1.0.0" if openmetrics else "text/plain"
+    body, _ = Exposition(CollectorRegistry(), [fast]).render(accept)
+    if openmetrics:
+        stock_body = om_generate_latest(stock_registry)  # type: ignore[no-untyped-call]
+        got, want = parse_openmetrics(body), parse_openmetrics(stock_body)
+    else:
+        got, want = parse_text(body), parse_text(generate_latest(stock_registry))
+    assert got == want
+    # Not vacuous: calls of every kind, talk and a histogram with its buckets were rendered.
+    names = {name for name, _labels in got}
+    assert {"ctid_calls_total", "ctid_talk_seconds_total"} <= names
+    assert "ctid_call_talk_duration_seconds_bucket" in names
+    ended = sum(isinstance(effect, CallEnded) for effect in effects)
+    assert sum(v for (name, _), v in got.items() if name == "ctid_calls_total") == ended == 96
