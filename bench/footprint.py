@@ -53,7 +53,6 @@ class Footprint:
     render_bytes: int = 0
     fast_render_ms: list[float] = field(default_factory=list)
     fast_render_bytes: int = 0
-    fast_render_note: str = ""
 
     @property
     def per_seat(self) -> float:

@@ -93,17 +93,17 @@ def _finish(process: Any) -> None:
         process.join()
 
 
-def _subject_run(job: subject.Job, gen: Connection, scrape: bool) -> tuple[Any, Any, str]:
-    """Start the process under test against the generator; return (Outcome, Served, note)."""
+def _subject_run(job: subject.Job, gen: Connection, scrape: bool) -> tuple[Any, Any]:
+    """Start the process under test against the generator; return (Outcome, Served)."""
     process, conn = _start(subject.run, job)
     try:
-        http_port, note = _receive(conn, f"{job.client} http") if job.http else (None, "")
+        http_port = _receive(conn, f"{job.client} http") if job.http else None
         gen.send(http_port if scrape else None)
         outcome = _receive(conn, f"{job.client} run", subject.RUN_TIMEOUT_S + 30)
         served = _receive(gen, "load generator")
     finally:
         _finish(process)
-    return outcome, served[1], note
+    return outcome, served[1]
 
 
 # --- throughput -----------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def saturation(s: Settings) -> Saturation:
         for _ in range(s.saturation_rounds):
             for client in CLIENTS:
                 job = subject.Job(port, client, seats=s.saturation_copies * 10)
-                outcome, _served, _ = _subject_run(job, gen, scrape=False)
+                outcome, _served = _subject_run(job, gen, scrape=False)
                 runs[client].append(outcome.seconds)
                 cpu[client].append(outcome.cpu_seconds)
                 ended[client], read[client] = outcome.calls_ended, outcome.frames
@@ -201,7 +201,6 @@ class Paced:
     client: str
     scraped: bool
     renderer: str
-    note: str
     seconds: float
     frames: int
     cpu_share: float
@@ -226,7 +225,7 @@ def paced(
         _, port, _ = _receive(gen, "load generator")
         http = not client.startswith("bare")
         job = subject.Job(port, client, seats=SEATS, http=http, renderer=renderer)
-        outcome, served, note = _subject_run(job, gen, scrape=scrape)
+        outcome, served = _subject_run(job, gen, scrape=scrape)
     finally:
         _finish(gen_process)
     sent = {(linkedid, float(ts)): at for linkedid, ts, at in served.dial_sent}
@@ -245,8 +244,7 @@ def paced(
         rate=rate,
         client=client,
         scraped=scrape,
-        renderer=("fast" if not note else "stock") if renderer == "fast" else renderer,
-        note=note,
+        renderer=renderer,
         seconds=outcome.seconds,
         frames=frames,
         cpu_share=outcome.cpu_seconds / outcome.seconds,

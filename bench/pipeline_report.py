@@ -156,7 +156,6 @@ def figures(
                 "client": r.client,
                 "scraped_every_s": 1.0 if r.scraped else None,
                 "renderer": r.renderer if r.scraped else None,
-                "renderer_note": r.note,
                 "frames": r.frames,
                 "seconds": r.seconds,
                 "cpu_share_of_core": r.cpu_share,
@@ -187,7 +186,6 @@ def figures(
             if foot.fast_render_ms
             else None,
             "fast_render_bytes": foot.fast_render_bytes,
-            "fast_render_note": foot.fast_render_note,
         },
     }
 

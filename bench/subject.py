@@ -213,7 +213,7 @@ async def _ctid(job: Job, conn: Connection) -> Outcome:
             fast = fast_renderer(floor) if job.renderer == "fast" else None
             app = _app(floor, fast)
             port = await stack.enter_async_context(serve_http(app, HOST, 0))
-            conn.send((port, ""))
+            conn.send(port)
         start, cpu = time.perf_counter(), time.process_time()
         task = asyncio.create_task(client.run())
         try:
