@@ -315,9 +315,26 @@ async def test_unanswered_ping_drops_the_link_and_reconnects() -> None:
                 await until(lambda: client.reconnects >= 1 and client.connected)
     assert rec.disconnects
     assert server.connections >= 2
-    assert "no answer to Ping" in (client.last_error or "")
+    assert "no answer to Ping, nor anything else, within 0.1 s" in (client.last_error or "")
     names = [e["event"] for e in logs if e["log_level"] != "debug"]
     assert names[:3] == ["ami_connected", "ami_disconnected", "ami_connected"]
+
+
+@pytest.mark.asyncio
+async def test_a_pbx_still_streaming_is_alive_while_its_ping_answer_waits() -> None:
+    # A daemon that fell behind a busy pbx reads the Ping's answer only after seconds of
+    # events: as long as frames keep coming, the link stays up; silence then drops it.
+    capture = load_capture(CAPTURES / "mixed_busy_period.ami.gz")
+    expected = len(decoded_events(capture))
+    rec = Recorder()
+    async with AmiReplayServer(capture, speed=300, ignore_pings=True) as server:
+        client = make_client(server.port, rec, ping_interval=0.05, action_timeout=0.25)
+        async with running(client):
+            await until(lambda: len(rec.events) >= expected, within=30)
+            assert rec.disconnects == []  # ~2 s of stream, dozens of unanswered pings
+            assert server.connections == 1
+            await until(lambda: bool(rec.disconnects))
+    assert "no answer to Ping, nor anything else, within 0.25 s" in (client.last_error or "")
 
 
 @pytest.mark.asyncio

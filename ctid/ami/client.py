@@ -228,10 +228,11 @@ class AmiClient:
             self._on_messages(events, received)
 
     async def _ping_loop(self, session: AmiSession) -> NoReturn:
-        """An unanswered ping raises AmiError and so tears the link down: a silent pbx is dead."""
+        """A ping unanswered while the pbx sends nothing else raises AmiError and so tears the
+        link down: a silent pbx is dead (one whose answer is queued behind events is not)."""
         while True:
             await asyncio.sleep(self._ping_interval)
-            await session.send_action("Ping")
+            await session.ping()
 
     @staticmethod
     async def _call_on_connected(hook: OnConnected, session: AmiSession) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -38,6 +39,8 @@ class AmiLink:
         self._pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
         self._closed = False
+        self._last_read = 0.0
+        """``time.monotonic()`` of the last read: what proves a pbx alive while a Ping waits."""
         self.banner: Banner | None = None
         self._banner_seen: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._receiver = Receiver(self._on_data, self._on_closed)
@@ -77,6 +80,30 @@ class AmiLink:
                 return await future
         except TimeoutError:
             raise AmiError(f"no answer to {name} within {limit:g} s") from None
+        finally:
+            self._pending.pop(action_id, None)
+
+    async def ping(self, quiet_limit: float) -> None:
+        """Send a Ping; AmiError once neither its answer nor anything else came for
+        ``quiet_limit`` seconds.
+
+        A pbx still streaming events is alive even while the answer waits behind seconds of
+        them (a busy floor read by a daemon that fell behind): only silence counts against it.
+        """
+        action_id, future = self._start("Ping", {}, is_list=False)
+        sent = time.monotonic()
+        try:
+            await self._drain()
+            while True:
+                left = max(sent, self._last_read) + quiet_limit - time.monotonic()
+                if left <= 0:
+                    raise AmiError(
+                        f"no answer to Ping, nor anything else, within {quiet_limit:g} s"
+                    )
+                done, _ = await asyncio.wait((future,), timeout=left)
+                if done:
+                    future.result()  # AmiError when the link ended first
+                    return
         finally:
             self._pending.pop(action_id, None)
 
@@ -130,6 +157,7 @@ class AmiLink:
         raise AssertionError("the receiver's future only ever fails")
 
     def _on_data(self, data: bytes, received: float) -> None:
+        self._last_read = time.monotonic()
         seen = self._codec.frames_seen
         events = [e for m in self._codec.feed(data) if (e := self._route(m)) is not None]
         self._deliver(events, self._codec.frames_seen - seen, received)
@@ -205,6 +233,10 @@ class AmiSession:
         wait = self._timeout if timeout is None else timeout
         (response,) = await self._link.request(name, headers or {}, wait, is_list=False)
         return response
+
+    async def ping(self) -> None:
+        """Ping the pbx: AmiError once neither the answer nor any other frame came in time."""
+        await self._link.ping(self._timeout)
 
     def send_now(
         self, name: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
