@@ -72,6 +72,10 @@ def _create_key(path: Path) -> None:
         raise ConfigError(f"store.number_key_file {path}: cannot create ({err.strerror})") from err
 
 
+DIGEST_MEMO = 65_536
+"""Numbers whose digest :class:`NumberHasher` remembers (~0.2 KB each)."""
+
+
 @dataclass(frozen=True, slots=True)
 class HashedNumber:
     digest: str
@@ -95,6 +99,8 @@ class NumberHasher:
         found = self._digests.get(number)
         if found is None:
             found = self.digest_e164(self.e164(number))
+            if len(self._digests) >= DIGEST_MEMO:
+                self._digests.clear()  # bounded: the daemon's hasher lives for months
             self._digests[number] = found
         return found
 

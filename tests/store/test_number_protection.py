@@ -426,3 +426,15 @@ def test_a_world_readable_config_holding_the_encryption_key_is_warned_about(
     assert "store.number_encryption_key" in warning
     assert key not in warning
     assert metadata.tables["calls"].c.get("remote") is None
+
+
+def test_the_hashers_memo_stays_bounded_and_its_digests_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The daemon's hasher lives for months and meets a new number with nearly every call.
+    monkeypatch.setattr("ctid.store.number_key.DIGEST_MEMO", 3)
+    hasher, fresh = NumberHasher(KEY, "US"), NumberHasher(KEY, "US")
+    numbers = [f"72030001{n:02d}" for n in range(10)]
+    digests = [hasher.digest(number) for number in numbers * 2]
+    assert len(hasher._digests) <= 3  # the hasher's own memo
+    assert digests == [fresh.digest_e164(normalise(n, "US")) for n in numbers * 2]
