@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from ctid.metrics.exposition import (
     Exposition,
     wants_openmetrics,
 )
-from ctid.metrics.floor import FloorCollector, SeatLabels
+from ctid.metrics.floor import SEATS_PER_SLICE, FloorCollector, SeatLabels
 from ctid.tracker.tallies import DailyTallies, SeatTally
 from tests.exposition_helpers import Key, parse_openmetrics, parse_text
 
@@ -172,6 +173,25 @@ async def test_render_async_gives_what_render_gives() -> None:
         assert parse_openmetrics(body_async) == parse_openmetrics(body)
 
 
+@pytest.mark.asyncio
+async def test_render_async_lets_the_loop_run_between_slices_of_seats() -> None:
+    # The quotas of 1,200 seats are read in three slices: a task waiting to run (a compliance
+    # decision, say) gets its turn in between, not after the whole floor.
+    collector = SyntheticFloor(1_200, quotas=True).collector()
+    turns = 0
+    reading = asyncio.create_task(collector.prepare_async(openmetrics=False))
+
+    async def other_work() -> None:
+        nonlocal turns
+        while not reading.done():
+            turns += 1
+            await asyncio.sleep(0)
+
+    await asyncio.gather(reading, other_work())
+    assert turns == -(-1_200 // SEATS_PER_SLICE)  # a turn per slice
+    assert b"".join(reading.result()()) == b"".join(collector.prepare(openmetrics=False)())
+
+
 class _ThreadNoting:
     """A fast source that notes where its values were read and where they were formatted."""
 
@@ -187,6 +207,9 @@ class _ThreadNoting:
             return [b"# TYPE ctid_noted gauge\nctid_noted 1\n"]
 
         return formatting
+
+    async def prepare_async(self, *, openmetrics: bool) -> Callable[[], list[bytes]]:
+        return self.prepare(openmetrics=openmetrics)
 
 
 @pytest.mark.asyncio

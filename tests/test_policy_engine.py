@@ -403,11 +403,31 @@ def test_metrics_provider_reports_talk_in_seconds_and_skips_seats_off_today(
     from ctid.policy.provider import EngineQuotaProvider
 
     monday.adjustments.leave("1002", MONDAY, by="HR", at=at(MONDAY, 8), reason="sick")
-    quotas = EngineQuotaProvider(monday).seat_quotas(at(MONDAY, 11, 45).timestamp())
+    provider = EngineQuotaProvider(monday)
+    quotas = provider.seat_quotas(at(MONDAY, 11, 45).timestamp(), provider.quota_seats())
     assert "1002" not in quotas
     talk = next(q for q in quotas["1001"] if q.quota == "talk_seconds")
     assert (talk.target, talk.attained, talk.pace) == (6000.0, 3600.0, Pace.ON_TRACK)
     assert {q.pace for q in quotas["1003"]} == {Pace.BEHIND}
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute"), [(7, 0), (9, 20), (10, 30), (12, 0), (15, 0), (17, 30), (18, 5), (23, 0)]
+)
+def test_floor_progress_gives_the_statuses_evaluate_gives(
+    monday: QuotaEngine, hour: int, minute: int
+) -> None:
+    # The per-scrape path works the site's day out once for every seat; it must not differ
+    # from evaluating each seat (before the windows, in them, at lunch, after the end of day).
+    monday.adjustments.leave("1002", MONDAY, by="HR", at=at(MONDAY, 8), reason="sick")
+    now = at(MONDAY, hour, minute)
+    expected = {
+        seat: [(q, p.target, p.actual, p.status) for q, p in evaluation.quotas.items()]
+        for seat in monday.seat_ids()
+        if (evaluation := monday.evaluate(seat, now)).quotas
+    }
+    assert dict(monday.floor_progress(now)) == expected
+    assert sorted(expected) == ["1001", "1003", "9001"]  # 1002 is on leave
 
 
 def test_a_running_engine_keeps_only_recent_days() -> None:

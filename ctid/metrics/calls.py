@@ -133,6 +133,9 @@ class CallMetrics:
 
         return formatting
 
+    async def prepare_async(self, *, openmetrics: bool) -> Formatting:
+        return self.prepare(openmetrics=openmetrics)  # per team, not per seat: small
+
     def _text(
         self,
         calls: dict[tuple[str, str, str], float],

@@ -77,6 +77,10 @@ class FastSource(Protocol):
         """Take the values now (on the event loop); the result formats them, anywhere."""
         ...
 
+    async def prepare_async(self, *, openmetrics: bool) -> Formatting:
+        """:meth:`prepare`, free to let the loop run while it reads (large sources)."""
+        ...
+
 
 class Exposition:
     """``render(accept) -> (body, content type)`` for the HTTP handler.
@@ -99,7 +103,9 @@ class Exposition:
     async def render_async(self, accept: str) -> tuple[bytes, str]:
         openmetrics = wants_openmetrics(accept)
         async with self._formatting:
-            formatting = [source.prepare(openmetrics=openmetrics) for source in self._sources]
+            formatting = [
+                await source.prepare_async(openmetrics=openmetrics) for source in self._sources
+            ]
             # Collectors read live state: collected on the loop, their samples formatted later
             # (prometheus_client spends most of a scrape formatting, ~25 µs a sample).
             collected = _Collected(list(self._registry.collect()))

@@ -1,7 +1,7 @@
 """Ports for values that later engines provide: quotas per seat, the site's working day.
 
-Nothing here computes a quota: the quota engine (not written yet) implements
-:class:`QuotaProvider`; until one is registered the per-seat quota families are rendered with
+Nothing here computes a quota: the quota engine implements :class:`QuotaProvider`
+(``ctid.policy.provider``); until one is registered the per-seat quota families are rendered with
 no samples, so dashboards show "no data" rather than a misleading zero.
 
 The working day is plain clock arithmetic in the site's time zone and is exported now: the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -43,10 +43,14 @@ class QuotaStatus:
 
 
 class QuotaProvider(Protocol):
-    """Implemented by the quota engine; asked once per scrape."""
+    """Implemented by the quota engine; asked every scrape, a slice of seats at a time."""
 
-    def seat_quotas(self, now: float) -> Mapping[str, Sequence[QuotaStatus]]:
-        """Seat id → its quotas today (seats without a quota may be left out)."""
+    def quota_seats(self) -> Collection[str]:
+        """Every seat it may report on: the same object while no seat is added."""
+        ...
+
+    def seat_quotas(self, now: float, seats: Iterable[str]) -> Mapping[str, Sequence[QuotaStatus]]:
+        """Seat id → its quotas today, for ``seats`` (those without a quota may be left out)."""
         ...
 
 

@@ -10,7 +10,7 @@ deficits they create.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +19,7 @@ from ctid.policy.progress import (
     QuotaProgress,
     Status,
     fine_for,
+    pace_status,
     quota_progress,
     reached,
     worst_status,
@@ -76,6 +77,11 @@ class SeatEvaluation:
         return {q: p.missing for q, p in self.quotas.items() if p.missing > 0}
 
 
+QuotaPace = tuple[QuotaName, float, float, Status]
+"""A quota's (name, target, actual, status) for one seat at one moment."""
+_NO_COUNTS: Mapping[QuotaName, float] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class _DayTargets:
     tier: str
@@ -116,6 +122,11 @@ class QuotaEngine:
 
     def seat_ids(self) -> list[str]:
         return list(self._seats)
+
+    @property
+    def seats(self) -> Mapping[str, SeatProfile]:
+        """Every seat known, read-only; the same mapping until a policy reload replaces it."""
+        return self._seats
 
     def replace_policy(self, policy: Policy, seats: Mapping[str, SeatProfile]) -> None:
         """Swap in a reloaded policy; counters, deficits and the checkpoint cursor are kept.
@@ -251,6 +262,42 @@ class QuotaEngine:
         return SeatEvaluation(
             self.profile(seat), day, planned.tier, planned.makeup, quotas, status, fine
         )
+
+    def floor_progress(
+        self, now: dt.datetime, seats: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, list[QuotaPace]]]:
+        """Each of ``seats`` (default: all) with a quota today at ``now``: its (quota, target,
+        actual, status); seats the engine does not know are left out.
+
+        The statuses :meth:`evaluate` gives, for the whole floor at once: a site's day, dialing
+        share and end of day are worked out once, not once per seat (per-seat gauges ask this
+        every scrape, on the event loop).
+        """
+        at_risk = self.policy.at_risk_below
+        stamp = now.timestamp()
+        moments: dict[str, tuple[dt.date, float, bool]] = {}
+        known = self._seats
+        for seat in known if seats is None else seats:
+            profile = known.get(seat)
+            if profile is None:
+                continue
+            moment = moments.get(profile.site)
+            if moment is None:
+                site = self.policy.sites[profile.site]
+                day = local_day(site, now)
+                after_eod = stamp >= end_of_day(site, day).timestamp()
+                moment = moments[profile.site] = (day, dialing_progress(site, day, now), after_eod)
+            day, share, after_eod = moment
+            targets = self._day_targets(seat, day).targets
+            actuals = self._counters.get((profile.id, day), _NO_COUNTS)
+            paces = [
+                (quota, target, actual, pace_status(target, actual, share, after_eod, at_risk))
+                for quota, target in targets.items()
+                if target > 0
+                for actual in (actuals.get(quota, 0.0),)
+            ]
+            if paces:
+                yield seat, paces
 
     # --- checkpoints -------------------------------------------------------------------
 

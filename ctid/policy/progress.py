@@ -62,18 +62,26 @@ def quota_progress(
 ) -> QuotaProgress:
     expected = target * dialing_share
     forecast = actual / dialing_share if dialing_share > 0 else actual
-    status: Status
-    if reached(actual, target):
-        status = "met"
-    elif after_end_of_day:
-        status = "short"
-    elif actual >= expected:
-        status = "on_track"
-    elif forecast < at_risk_below * target:
-        status = "at_risk"
-    else:
-        status = "behind"
+    status = pace_status(target, actual, dialing_share, after_end_of_day, at_risk_below)
     return QuotaProgress(quota, target, actual, expected, forecast, status)
+
+
+def pace_status(
+    target: float,
+    actual: float,
+    dialing_share: float,
+    after_end_of_day: bool,
+    at_risk_below: float,
+) -> Status:
+    """The status of :func:`quota_progress` alone: what a scrape of every seat needs."""
+    if reached(actual, target):
+        return "met"
+    if after_end_of_day:
+        return "short"
+    if actual >= target * dialing_share:
+        return "on_track"
+    forecast = actual / dialing_share if dialing_share > 0 else actual
+    return "at_risk" if forecast < at_risk_below * target else "behind"
 
 
 def worst_status(statuses: list[Status]) -> Status:

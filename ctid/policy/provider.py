@@ -1,6 +1,7 @@
 """The engine behind the metrics port ``ctid.metrics.quota.QuotaProvider`` (per-seat gauges).
 
-Asked once per scrape, on the event loop thread: the engine is not thread-safe. Quotas go out
+Asked every scrape, a slice of seats at a time, on the event loop thread: the engine is not
+thread-safe. Quotas go out
 in base units (talk in seconds), as the metrics port wants; seats with no quota today are left
 out, so dashboards show "no data" rather than a misleading zero.
 """
@@ -8,11 +9,12 @@ out, so dashboards show "no data" rather than a misleading zero.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from ctid.metrics.quota import Pace, QuotaStatus
 from ctid.policy.engine import QuotaEngine
-from ctid.policy.progress import QuotaProgress, Status
+from ctid.policy.progress import Status
+from ctid.policy.schema import QuotaName
 
 _PACE: dict[Status, Pace] = {
     "met": Pace.AHEAD,
@@ -24,23 +26,22 @@ _PACE: dict[Status, Pace] = {
 }
 
 
-def _status(progress: QuotaProgress) -> QuotaStatus:
-    if progress.quota == "talk_minutes":
-        return QuotaStatus(
-            "talk_seconds", progress.target * 60, progress.actual * 60, _PACE[progress.status]
-        )
-    return QuotaStatus(progress.quota, progress.target, progress.actual, _PACE[progress.status])
+def _status(quota: QuotaName, target: float, actual: float, status: Status) -> QuotaStatus:
+    if quota == "talk_minutes":
+        return QuotaStatus("talk_seconds", target * 60, actual * 60, _PACE[status])
+    return QuotaStatus(quota, target, actual, _PACE[status])
 
 
 class EngineQuotaProvider:
     def __init__(self, engine: QuotaEngine) -> None:
         self.engine = engine
 
-    def seat_quotas(self, now: float) -> Mapping[str, Sequence[QuotaStatus]]:
+    def quota_seats(self) -> Collection[str]:
+        return self.engine.seats
+
+    def seat_quotas(self, now: float, seats: Iterable[str]) -> Mapping[str, Sequence[QuotaStatus]]:
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
-        out: dict[str, list[QuotaStatus]] = {}
-        for seat in self.engine.seat_ids():
-            evaluation = self.engine.evaluate(seat, moment)
-            if evaluation.quotas:
-                out[seat] = [_status(p) for p in evaluation.quotas.values()]
-        return out
+        return {
+            seat: [_status(*pace) for pace in paces]
+            for seat, paces in self.engine.floor_progress(moment, seats)
+        }
