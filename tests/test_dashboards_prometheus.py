@@ -72,7 +72,7 @@ KEY_PANELS = {
     ("ctid-team.json", "Teams today"),
     ("ctid-health.json", "AMI link per PBX"),
     ("ctid-health.json", "AMI frames and events per second"),
-    ("ctid-health.json", "Event-loop lag (p50, p99)"),
+    ("ctid-health.json", "Event-loop lag (p50, p99) and full garbage collections"),
 }
 
 

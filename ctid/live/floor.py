@@ -23,6 +23,7 @@ from ctid.live.seat_state import SeatStateBoard, SeatStateView
 from ctid.metrics.compliance import ComplianceMetrics
 from ctid.metrics.exposition import Exposition
 from ctid.metrics.floor import FloorCollector, SeatLabels, merge_open_seconds
+from ctid.metrics.gc_pauses import GcPauseMonitor
 from ctid.metrics.health import LoopLagMonitor, PolicyInfo, QueueDepths, ReconcileMetrics
 from ctid.metrics.quota import Workday, WorkdayCollector
 from ctid.metrics.seat_outcomes import SeatOutcomes
@@ -90,6 +91,7 @@ class LiveFloor:
         self.reconcile = ReconcileMetrics(registry)
         self.compliance = ComplianceMetrics(registry, site, teams)
         self._lag = LoopLagMonitor(registry)
+        self._gc_pauses = GcPauseMonitor(registry)
         self.sinks: list[EffectSink] = [self.board, self.outcomes]
         self.publisher: MqttPublisher | None = None
         self.call_feed: CallFeed | None = None

@@ -218,10 +218,18 @@ def health() -> JSON:
         ),
         grid.place(
             timeseries(
-                "Event-loop lag (p50, p99)",
+                "Event-loop lag (p50, p99) and full garbage collections",
                 [
                     target(_quantile(0.5, "ctid_event_loop_lag_seconds"), "p50"),
                     target(_quantile(0.99, "ctid_event_loop_lag_seconds"), "p99", ref="B"),
+                    target(
+                        "max by (instance) (rate(ctid_gc_pause_seconds_sum"
+                        f'{{{job},generation="2"}}[$__rate_interval]) / '
+                        "rate(ctid_gc_pause_seconds_count"
+                        f'{{{job},generation="2"}}[$__rate_interval]))',
+                        "full GC pause (mean)",
+                        ref="C",
+                    ),
                 ],
                 unit="s",
             ),
