@@ -40,7 +40,7 @@ T0 = 1_795_430_000.0
 
 
 def answered_call(linkedid: str = "pbx-1.1", talk: float = 20.0) -> Call:
-    segment = Segment("1001", SEAT, TRUNK, talk_seconds=talk, talk_intervals=[(T0, T0 + talk)])
+    segment = Segment("1001", SEAT, TRUNK, talk_seconds=talk, talk_intervals=((T0, T0 + talk),))
     return Call(
         pbx="pbx",
         linkedid=linkedid,

@@ -18,7 +18,7 @@ def _call(seat: str, start: float, talk: list[tuple[float, float]], **kw: object
     segment = Segment(seat, f"PJSIP/{seat}-1", "PJSIP/carrier-1")
     for a, b in talk:
         segment.talk_seconds += b - a
-        segment.talk_intervals.append((a, b))
+        segment.talk_intervals += ((a, b),)
     call.segments[("s", "e")] = segment
     for key, value in kw.items():
         setattr(call, key, value)

@@ -67,11 +67,11 @@ def busy_seats(tracker: CallTracker) -> dict[str, SeatStatus]:
             continue
         links = by_seat.get(uid)
         if links:
-            talking = [link.since for link in links.values() if not link.held]
+            talking = [link.since for link in links if not link.held]
             if talking:
                 status = SeatStatus(SeatState.TALKING, min(talking))
             else:
-                status = SeatStatus(SeatState.HOLD, min(link.since for link in links.values()))
+                status = SeatStatus(SeatState.HOLD, min(link.since for link in links))
         elif uid in internal:
             status = SeatStatus(SeatState.TALKING, internal[uid])
         else:

@@ -145,7 +145,7 @@ def _add_segment(call: Call, row: CsvCdr, directory: EndpointDirectory, offset: 
         segment = Segment(seat_party.seat or seat_party.endpoint, seat_channel, ext_channel)
         call.segments[key] = segment
     segment.talk_seconds += row.billsec
-    segment.talk_intervals.append((end - row.billsec, end))
+    segment.talk_intervals += ((end - row.billsec, end),)
 
 
 def _outcome(inbound: bool, legs: Sequence[CsvCdr], answered: Sequence[CsvCdr]) -> Outcome:

@@ -120,8 +120,8 @@ def _attach_segment(found: dict[tuple[str, str], Call], row: Row[Any]) -> None:
         row.ext_channel,
         talk_seconds=row.talk_seconds,
         hold_seconds=row.hold_seconds,
-        talk_intervals=[(a, b) for a, b in row.talk_intervals],
-        hold_intervals=[(a, b) for a, b in row.hold_intervals],
+        talk_intervals=tuple((a, b) for a, b in row.talk_intervals),
+        hold_intervals=tuple((a, b) for a, b in row.hold_intervals),
     )
     call.segments[(row.seat_channel, row.ext_channel)] = segment
 

@@ -47,8 +47,10 @@ class Segment:
     ext_channel: str
     talk_seconds: float = 0.0
     hold_seconds: float = 0.0
-    talk_intervals: list[tuple[float, float]] = field(default_factory=list)
-    hold_intervals: list[tuple[float, float]] = field(default_factory=list)
+    # Tuples: most segments of open calls have no closed interval yet, and the empty tuple is
+    # shared where two empty lists would cost ~110 bytes a segment.
+    talk_intervals: tuple[tuple[float, float], ...] = ()
+    hold_intervals: tuple[tuple[float, float], ...] = ()
 
     @property
     def start(self) -> float | None:

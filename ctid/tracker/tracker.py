@@ -138,7 +138,7 @@ class CallTracker:
             if channel is None or channel.party.seat is None:
                 continue
             talk, hold = out.get(channel.party.seat, (0.0, 0.0))
-            for link in links.values():
+            for link in links:
                 elapsed = max(0.0, now - link.since)
                 if link.held:
                     hold += elapsed
@@ -395,12 +395,11 @@ class CallTracker:
                     wanted[uid] = seat.held
                 elif member.party.kind is PartyKind.SEAT:
                     other_seats = True
-        for ext_uid, link in list(self.links.links_of(seat_uid).items()):
-            if wanted.get(ext_uid) is not link.held:
-                self._close(seat_uid, ext_uid, at)
-        current = self.links.links_of(seat_uid)
+        for link in list(self.links.links_of(seat_uid)):
+            if wanted.get(link.ext) is not link.held:
+                self._close(seat_uid, link.ext, at)
         for ext_uid, held in wanted.items():
-            if ext_uid not in current:
+            if self.links.find(seat_uid, ext_uid) is None:
                 self._open(seat_uid, ext_uid, held, at)
         internal = other_seats and not wanted
         if internal and seat_uid not in self.links.internal_since:
