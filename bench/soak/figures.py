@@ -1,9 +1,11 @@
 """The soak's figures from its samples: rates, RSS slope, loop-lag quantiles, CPU shares.
 
-Two windows: *after warm-up* (the first 20 % of the load phase left out, as asked of a flat
-RSS) and *after the ramp* (the first call cycle left out: until every seat has started its
-first call, the floor's call rate is still climbing; see :mod:`bench.soak.floor`).  Both end
-when the last call may start; the drain that follows is not steady load.
+Three windows: *after warm-up* (the first 20 % of the load phase left out, as asked of a flat
+RSS), *after the ramp* (the first call cycle left out: until every seat has started its first
+call, the floor's call rate is still climbing; see :mod:`bench.soak.floor`) and *once full*
+(the ramp plus the longest time-bounded memory the daemon keeps, the live CDR check's 10
+minutes of decided calls: before that, RSS grows by design).  All end when the last call may
+start; the drain that follows is not steady load.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.soak.run import Sample, SoakRun
+from ctid.store.live_reconcile import DECIDED_RETENTION_S
 
 WARMUP_SHARE = 0.2
 
@@ -119,6 +122,13 @@ def peak_interval_rate(samples: Sequence[Sample]) -> float | None:
         if b.t > a.t
     ]
     return max(rates, default=None)
+
+
+def filled_seconds(run: SoakRun) -> float | None:
+    """Wall seconds until every bounded structure is full; None if the load ends within a
+    minute of it (too few samples for a slope)."""
+    filled = ramp_seconds(run) + DECIDED_RETENTION_S / run.floor.speed
+    return filled if filled <= run.load_end_t - 60 else None
 
 
 def ramp_seconds(run: SoakRun) -> float:

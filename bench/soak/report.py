@@ -13,6 +13,7 @@ from bench.soak.figures import (
     Slope,
     Window,
     bucket_difference,
+    filled_seconds,
     histogram_max_bound,
     histogram_quantile,
     peak_interval_rate,
@@ -32,16 +33,25 @@ class SoakFigures:
     run: SoakRun
     warm: Window
     steady: Window
+    full: Window | None
+    """From the moment every bounded structure is full; None in a run too short for it."""
 
     @classmethod
     def of(cls, run: SoakRun) -> SoakFigures:
         warm = Window.of(run, WARMUP_SHARE * run.load_end_t)
-        return cls(run, warm, Window.of(run, ramp_seconds(run)))
+        filled = filled_seconds(run)
+        full = None if filled is None else Window.of(run, filled)
+        return cls(run, warm, Window.of(run, ramp_seconds(run)), full)
 
     def goals(self) -> list[Goal]:
-        slope = self.warm.rss_slope()
         cpu = self.warm.share("daemon_cpu_s")
         ramp = ramp_seconds(self.run) / 60
+        # Flat is asked once the daemon's bounded memory is full; a run too short for that is
+        # judged after its warm-up, where the filling still shows.
+        flat = self.full if self.full is not None else self.warm
+        slope = flat.rss_slope()
+        since = flat.samples[0].t / 60 if flat.samples else 0.0
+        label = "full" if self.full is not None else "warm-up"
         return [
             Goal(
                 f"load after the ramp ({ramp:.1f} min)",
@@ -51,7 +61,7 @@ class SoakFigures:
                 False,
             ),
             Goal(
-                "RSS slope after warm-up",
+                f"RSS slope once {label} (from {since:.1f} min)",
                 None if slope is None else slope.per_minute,
                 RSS_SLOPE_GOAL_KIB_PER_MIN,
                 "KiB/min",
@@ -148,6 +158,8 @@ def figures(f: SoakFigures) -> dict[str, JsonValue]:
         },
         "rss_slope_after_warmup": _slope(f.warm.rss_slope()),
         "rss_slope_after_ramp": _slope(f.steady.rss_slope()),
+        "rss_slope_once_full": _slope(None if f.full is None else f.full.rss_slope()),
+        "full_from_s": None if f.full is None or not f.full.samples else f.full.samples[0].t,
         "loop_lag_ms_after_warmup": f.lag_ms(f.warm),
         "cpu_percent_after_warmup": f.cpu_percent(f.warm),
         "store": {

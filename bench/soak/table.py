@@ -45,6 +45,7 @@ def render(fig: Mapping[str, Any], goals: list[Goal]) -> str:
             f"  {g.label:<40}{measured:>11} {g.unit:<8}{sign:>2} {_n(g.goal):>5} {g.unit:<8} {met}"
         )
     slope, steady_slope = fig["rss_slope_after_warmup"], fig["rss_slope_after_ramp"]
+    full_slope = fig["rss_slope_once_full"]
     lines += [
         f"  calls generated / stored:        {acc['calls_generated']:,} / {acc['calls_stored']:,}"
         f" (seat-to-seat {acc['internal_calls_generated']:,} / {acc['internal_calls_stored']:,})",
@@ -63,7 +64,9 @@ def render(fig: Mapping[str, Any], goals: list[Goal]) -> str:
         f"  RSS slope, KiB/min: after warm-up {_n(slope['kib_per_min'], 1)} "
         f"± {_n(slope['stderr'], 1)} (n={slope['samples']}), after ramp "
         f"{_n(steady_slope['kib_per_min'], 1)} ± {_n(steady_slope['stderr'], 1)} "
-        f"(n={steady_slope['samples']})",
+        f"(n={steady_slope['samples']}), once full "
+        f"{_n(full_slope['kib_per_min'], 1)} ± {_n(full_slope['stderr'], 1)} "
+        f"(n={full_slope['samples']})",
         f"  loop lag after warm-up, ms: p50 {_n(lag['p50'], 2)}, p99 {_n(lag['p99'], 2)}, "
         f"max {_max_lag(lag)} (n={_n(lag['count'])}, histogram buckets)",
         f"  CPU after warm-up, % of one core: daemon {_n(cpu['daemon'], 1)}, simulator "
