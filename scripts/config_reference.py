@@ -206,7 +206,8 @@ NOTES: dict[str, str] = {
     " sends it as is.",
     "pbx[].trunks": "PJSIP endpoints that lead to customers (carrier trunks).",
     "pbx[].ping_interval": "Seconds between keep-alive `Ping` actions.",
-    "pbx[].action_timeout": "Seconds to wait for an AMI action's response.",
+    "pbx[].action_timeout": "Seconds to wait for an AMI action's response; the link is dropped "
+    "when a keep-alive `Ping` gets no answer and the PBX sends nothing else for this long.",
     "seats[].id": "Seat id: the `seat` label on metrics and in reports.",
     "seats[].endpoints": "PJSIP endpoints of the seat's phone(s); empty means `[id]`.",
     "seats[].name": "Display name.",
