@@ -1,6 +1,6 @@
 """/metrics for a 5 000-seat floor: ctid's exposition against prometheus_client's generate_latest.
 
-``python -m bench.metrics_render [--seats 5000] [--scrapes 20] [--quotas]``
+``python -m bench.metrics_render [--seats 5000] [--scrapes 20] [--quotas] [--slice N]``
 
 Also serves the same floor the way the daemon does (``Exposition.render_async``: values read on
 the event loop, text formatted in a worker thread) while a task measures the longest the loop
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ctid.live.seat_state import SeatState, SeatStatus
+from ctid.metrics import floor as floor_module
 from ctid.metrics.calls import CallMetrics
 from ctid.metrics.exposition import Exposition
 from ctid.metrics.floor import FloorCollector, SeatLabels
@@ -182,7 +183,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--quotas", action="store_true", help="also two quotas per seat, from the quota engine"
     )
+    parser.add_argument(
+        "--slice",
+        type=int,
+        default=floor_module.SEATS_PER_SLICE,
+        help="seats read between turns of the loop (default %(default)s; 1000000: all at once)",
+    )
     args = parser.parse_args(argv)
+    floor_module.SEATS_PER_SLICE = args.slice
     floor = SyntheticFloor(args.seats, quotas=args.quotas)
     fast, stock = registries(floor)
     fast_times: list[float] = []
