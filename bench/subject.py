@@ -29,6 +29,7 @@ from ctid.ami.client import AmiClient
 from ctid.ami.codec import Message
 from ctid.ami.events import TRACKED_EVENTS
 from ctid.http import build_app, serve_http
+from ctid.interpreter import favour_the_event_loop
 from ctid.metrics.calls import CallMetrics
 from ctid.metrics.exposition import Exposition
 from ctid.metrics.floor import FloorCollector, PbxCollector, SeatLabels
@@ -174,6 +175,7 @@ def run(job: Job, conn: Connection) -> None:
         from bench.subject_bare import run_bare as runner
     else:
         runner = _ctid
+    favour_the_event_loop()  # as `ctid run` does (the baselines get it too: same footing)
     outcome = asyncio.run(runner(job, conn))
     outcome.max_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     conn.send(outcome)

@@ -145,12 +145,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from ctid.config import config_warnings
     from ctid.daemon import run_daemon
+    from ctid.interpreter import favour_the_event_loop
     from ctid.logs import configure_logging
 
     settings = load_settings(args.config)
     configure_logging(settings.log.level, settings.log.format)
     for warning in config_warnings(args.config):
         structlog.get_logger("ctid").warning("config_insecure", detail=warning)
+    favour_the_event_loop()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_daemon(settings))
     return 0
