@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from prometheus_client import CollectorRegistry
 
@@ -37,11 +38,13 @@ def test_young_collections_are_observed_as_they_happen() -> None:
 
 
 def test_a_dropped_monitor_is_no_longer_fed() -> None:
-    GcPauseMonitor(CollectorRegistry())
+    dropped_registry = CollectorRegistry()
+    dropped = weakref.ref(GcPauseMonitor(dropped_registry))
     gc.collect()
-    alive = list(gc_pauses._monitors)
-    assert all(isinstance(monitor, GcPauseMonitor) for monitor in alive)
+    assert dropped() is None  # the hook's weak set alone did not keep it
+    fed = _count(dropped_registry, "2")
     held = GcPauseMonitor(CollectorRegistry())
     gc.collect()
-    assert list(gc_pauses._monitors) == [held]  # only what something still references
+    assert _count(dropped_registry, "2") == fed
+    assert held in gc_pauses._monitors
     assert gc.callbacks.count(gc_pauses._on_gc) == 1
