@@ -130,8 +130,11 @@ Render = Callable[[str], tuple[bytes, str]]
 class Floor:
     pipeline: PbxPipeline
     registry: CollectorRegistry
-    """Everything but the per-seat families (call metrics; the caller adds the PBX link)."""
+    """Everything but the per-seat families and the call metrics (the caller adds the PBX
+    link)."""
     seats: FloorCollector
+    calls: CallMetrics
+    """Rendered by the fast exposition, as the daemon does (``CallMetrics(None, ...)``)."""
 
 
 def build_floor(seats: int, recorder: Recorder) -> Floor:
@@ -140,15 +143,19 @@ def build_floor(seats: int, recorder: Recorder) -> Floor:
     tallies = DailyTallies(ZoneInfo("UTC"))
     labels = floor_seats(seats)
     teams = {sid: seat.team for sid, seat in labels.items()}
-    sinks: list[EffectSink] = [CallMetrics(registry, SITE, teams), recorder]
+    calls = CallMetrics(None, SITE, teams)
+    sinks: list[EffectSink] = [calls, recorder]
     pipeline = PbxPipeline(CallTracker("bench", EndpointDirectory()), tallies, sinks)
     live = [pipeline.tracker.open_seconds]
-    return Floor(pipeline, registry, FloorCollector(SITE, labels, tallies, live, time.time))
+    seats_collector = FloorCollector(SITE, labels, tallies, live, time.time)
+    return Floor(pipeline, registry, seats_collector, calls)
 
 
 def stock_renderer(floor: Floor) -> Render:
-    """``/metrics`` as prometheus_client renders it: the floor collector in the registry."""
+    """``/metrics`` as prometheus_client renders it: the floor collector and the call metrics
+    in the registry."""
     floor.registry.register(floor.seats)
+    floor.registry.register(floor.calls)
 
     def render(accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
@@ -159,7 +166,7 @@ def stock_renderer(floor: Floor) -> Render:
 
 def fast_renderer(floor: Floor) -> Exposition:
     """``/metrics`` through ``ctid.metrics.exposition``, as the daemon serves it."""
-    return Exposition(floor.registry, [floor.seats])
+    return Exposition(floor.registry, [floor.seats, floor.calls])
 
 
 def run(job: Job, conn: Connection) -> None:
