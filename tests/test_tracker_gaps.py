@@ -102,3 +102,16 @@ def test_retime_moves_timestamps_and_keeps_unique_ids_distinct() -> None:
     assert b"Timestamp: 1795429916.528691\r\n" in moved
     assert b"Uniqueid: pbx-1795429916.0\r\n" in moved
     assert b"Exten: 7104012101\r\n" in moved
+
+
+def test_open_seconds_split_talk_and_hold_of_calls_still_open() -> None:
+    # What the per-seat gauges add for calls in progress: the seat talked 100→102 (answer)
+    # →110, then holds the customer; nothing counts before a link's start.
+    tracker = CallTracker("pbx", EndpointDirectory())
+    _answered_call(tracker)
+    assert tracker.open_seconds(101.0) == {"1001": (0.0, 0.0)}  # before the answer
+    assert tracker.open_seconds(107.5) == {"1001": (5.5, 0.0)}
+    tracker.apply(ev.HoldChanged(110.0, SEAT, held=True))
+    assert tracker.open_seconds(117.0) == {"1001": (0.0, 7.0)}  # the talk link closed at 110
+    tracker.apply(ev.HoldChanged(120.0, SEAT, held=False))
+    assert tracker.open_seconds(125.0) == {"1001": (5.0, 0.0)}

@@ -133,18 +133,22 @@ class CallTracker:
     def open_seconds(self, now: float) -> dict[str, tuple[float, float]]:
         """Talk and hold seconds per seat in links still open at ``now`` (PBX time)."""
         out: dict[str, tuple[float, float]] = {}
+        channels = self.channels
+        # Every scrape, for every seat on a call: comparisons only, no call per link.
         for seat_uid, links in self.links.by_seat.items():
-            channel = self.channels.get(seat_uid)
-            if channel is None or channel.party.seat is None:
+            channel = channels.get(seat_uid)
+            seat = None if channel is None else channel.party.seat
+            if seat is None:
                 continue
-            talk, hold = out.get(channel.party.seat, (0.0, 0.0))
+            talk = hold = 0.0
             for link in links:
-                elapsed = max(0.0, now - link.since)
-                if link.held:
-                    hold += elapsed
-                else:
-                    talk += elapsed
-            out[channel.party.seat] = (talk, hold)
+                if now > link.since:
+                    if link.held:
+                        hold += now - link.since
+                    else:
+                        talk += now - link.since
+            known = out.get(seat)
+            out[seat] = (talk, hold) if known is None else (known[0] + talk, known[1] + hold)
         return out
 
     # --- channels ---------------------------------------------------------------------
