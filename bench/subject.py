@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import resource
 import time
 from collections.abc import Callable
@@ -223,6 +224,7 @@ async def _ctid(job: Job, conn: Connection) -> Outcome:
             app = _app(floor, fast)
             port = await stack.enter_async_context(serve_http(app, HOST, 0))
             conn.send(port)
+        gc.freeze()  # start-up objects out of the collector's reach, as `ctid run` does
         start, cpu = time.perf_counter(), time.process_time()
         task = asyncio.create_task(client.run())
         try:
