@@ -47,10 +47,9 @@ class LinkBook:
         return self.by_seat.get(seat_uid, [])
 
     def find(self, seat_uid: str, ext_uid: str) -> OpenLink | None:
-        for link in self.by_seat.get(seat_uid, ()):
-            if link.ext == ext_uid:
-                return link
-        return None
+        links = self.by_seat.get(seat_uid, [])
+        at = _position(links, ext_uid)
+        return None if at is None else links[at]
 
     def seats_linked_to(self, ext_uid: str) -> list[str]:
         return self.by_ext.get(ext_uid, [])
@@ -60,12 +59,10 @@ class LinkBook:
         links = self.by_seat.get(seat_uid)
         if links is None:
             self.by_seat[seat_uid] = [link]  # a literal: no room for more, 64 bytes
+        elif (known := _position(links, ext_uid)) is not None:
+            links[known] = link
         else:
-            known = [i for i, old in enumerate(links) if old.ext == ext_uid]
-            if known:
-                links[known[0]] = link
-            else:
-                links.append(link)
+            links.append(link)
         seats = self.by_ext.get(ext_uid)
         if seats is None:
             self.by_ext[ext_uid] = [seat_uid]
@@ -73,9 +70,12 @@ class LinkBook:
             seats.append(seat_uid)
 
     def pop(self, seat_uid: str, ext_uid: str) -> OpenLink:
+        """The link, removed; KeyError when there is none."""
         links = self.by_seat[seat_uid]
-        link = next(link for link in links if link.ext == ext_uid)
-        links.remove(link)
+        at = _position(links, ext_uid)
+        if at is None:
+            raise KeyError((seat_uid, ext_uid))
+        link = links.pop(at)
         if not links:
             del self.by_seat[seat_uid]
         seats = self.by_ext[ext_uid]
@@ -87,3 +87,11 @@ class LinkBook:
 
     def all_links(self) -> list[tuple[str, str]]:
         return [(s, link.ext) for s, links in self.by_seat.items() for link in links]
+
+
+def _position(links: list[OpenLink], ext_uid: str) -> int | None:
+    """Where the link to ``ext_uid`` is in a seat's links (one or two of them)."""
+    for at, link in enumerate(links):
+        if link.ext == ext_uid:
+            return at
+    return None
