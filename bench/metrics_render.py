@@ -27,10 +27,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from ctid.interpreter import favour_the_event_loop
 from ctid.live.seat_state import SeatState, SeatStatus
-from ctid.metrics import floor as floor_module
 from ctid.metrics.calls import CallMetrics
 from ctid.metrics.exposition import Exposition
-from ctid.metrics.floor import FloorCollector, SeatLabels
+from ctid.metrics.floor import SEATS_PER_SLICE, FloorCollector, SeatLabels
 from ctid.metrics.quota import QuotaStatus
 from ctid.metrics.seat_outcomes import SeatOutcomes
 from ctid.policy import Policy, QuotaEngine
@@ -53,8 +52,16 @@ _QUIET = (SeatState.IDLE, SeatState.WRAP_UP, SeatState.PAUSED, SeatState.OFFLINE
 class SyntheticFloor:
     """A floor of ``seats`` seats with deterministic pseudo-random activity."""
 
-    def __init__(self, seats: int, *, quotas: bool = False, seed: int = 7) -> None:
+    def __init__(
+        self,
+        seats: int,
+        *,
+        quotas: bool = False,
+        seed: int = 7,
+        seats_per_slice: int = SEATS_PER_SLICE,
+    ) -> None:
         rng = random.Random(seed)
+        self.seats_per_slice = seats_per_slice
         self.now = START
         self.ids = [f"{10000 + i}" for i in range(seats)]
         self.labels = {seat: SeatLabels(f"team{i % 40:02d}") for i, seat in enumerate(self.ids)}
@@ -120,6 +127,7 @@ class SyntheticFloor:
             outcomes=self.outcomes,
             states=self,
             quotas=self if self.quotas is not None else None,
+            seats_per_slice=self.seats_per_slice,
         )
 
 
@@ -187,12 +195,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--slice",
         type=int,
-        default=floor_module.SEATS_PER_SLICE,
+        default=SEATS_PER_SLICE,
         help="seats read between turns of the loop (default %(default)s; 1000000: all at once)",
     )
     args = parser.parse_args(argv)
-    floor_module.SEATS_PER_SLICE = args.slice
-    floor = SyntheticFloor(args.seats, quotas=args.quotas)
+    floor = SyntheticFloor(args.seats, quotas=args.quotas, seats_per_slice=args.slice)
     fast, stock = registries(floor)
     fast_times: list[float] = []
     stock_times: list[float] = []
@@ -212,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"ctid exposition:  {fast_ms:7.1f} ms median ({first:.1f} ms first, cold cache)")
     print(f"generate_latest:  {stock_ms:7.1f} ms median")
     print(f"ratio: {stock_ms / fast_ms:.1f}x faster")
-    served = SyntheticFloor(args.seats, quotas=args.quotas)
+    served = SyntheticFloor(args.seats, quotas=args.quotas, seats_per_slice=args.slice)
     favour_the_event_loop()  # served as `ctid run` serves it
     totals, stalls = asyncio.run(_served(served, args.scrapes))
     total_ms, stall_ms = _median_ms(totals[1:] or totals), _median_ms(stalls[1:] or stalls)

@@ -182,6 +182,7 @@ class FloorCollector:
         outcomes: SeatOutcomes | None = None,
         states: SeatStates | None = None,
         quotas: QuotaProvider | None = None,
+        seats_per_slice: int = SEATS_PER_SLICE,
     ) -> None:
         self._site = site
         self._seats = seats
@@ -195,6 +196,7 @@ class FloorCollector:
         self._families = _Families()
         self._index = _SeatIndex(site, sorted(seats), seats)
         self._scanned: dict[int, tuple[Collection[str], int]] = {}
+        self._seats_per_slice = seats_per_slice
 
     def prepare(self, *, openmetrics: bool) -> Formatting:
         """Fast path: the per-seat columns read now; the text of every family formatted later.
@@ -259,7 +261,7 @@ class FloorCollector:
         return index
 
     def _column_steps(self, now: float) -> _Steps:
-        """Read every column, yielding after each slice of :data:`SEATS_PER_SLICE` seats."""
+        """Read every column, yielding after each slice of ``seats_per_slice`` seats."""
         day = self._tallies.local_day(now)
         today = self._tallies.days.get(day, {})
         live = self._live_seconds(now)
@@ -274,8 +276,9 @@ class FloorCollector:
         seat_outcomes: list[Any] = []
         status: list[SeatStatus] = []
         quota: list[Sequence[QuotaStatus]] = []
-        for start in range(0, len(seats), SEATS_PER_SLICE):
-            part = seats[start : start + SEATS_PER_SLICE]
+        step = self._seats_per_slice
+        for start in range(0, len(seats), step):
+            part = seats[start : start + step]
             # map() over dict.get: these passes over every seat are most of a quiet scrape's cost.
             tallies = list(map(today.get, part, repeat(_ZERO)))
             talk.extend(map(_TALK, tallies))

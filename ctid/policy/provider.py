@@ -1,9 +1,8 @@
 """The engine behind the metrics port ``ctid.metrics.quota.QuotaProvider`` (per-seat gauges).
 
 Asked every scrape, a slice of seats at a time, on the event loop thread: the engine is not
-thread-safe. Quotas go out
-in base units (talk in seconds), as the metrics port wants; seats with no quota today are left
-out, so dashboards show "no data" rather than a misleading zero.
+thread-safe. Quotas go out in base units (talk in seconds), as the metrics port wants; seats
+with no quota today are left out, so dashboards show "no data" rather than a misleading zero.
 """
 
 from __future__ import annotations
